@@ -1,0 +1,574 @@
+/* config.c: flags and environment.  One table lists every option once; the flag parser, the
+ * environment reader, --help and --check are all driven by it. */
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+struct config cfg;
+
+struct option_def;
+typedef int option_setter(struct config *, const struct option_def *, const char *, char *,
+    size_t);
+
+struct option_def {
+	const char *od_name;		/* flag without the dashes; env is SIDEMETER_<NAME> */
+	const char *od_metavar;		/* NULL: an action without a value (--help) */
+	const char *od_default;		/* parsed like a user's value; NULL: nothing to set */
+	option_setter *od_set;
+	size_t od_offset;		/* field for the generic setters */
+	int64_t od_min, od_max;		/* range for numbers and durations (ms) */
+	const char *od_help;
+};
+
+static option_setter set_listen, set_upstream, set_metrics, set_uint, set_duration,
+    set_mode, set_format, set_route, set_buckets, set_max_workers;
+
+#define F(field) offsetof(struct config, field)
+#define HOUR (3600 * 1000LL)
+
+static const struct option_def options[] = {
+	{ "listen", "ADDR:PORT", "0.0.0.0:8080", set_listen, 0, 0, 0,
+	  "where clients connect" },
+	{ "upstream", "HOST:PORT", "127.0.0.1:8087", set_upstream, 0, 0, 0,
+	  "the application; resolved once at start" },
+	{ "metrics", "ADDR:PORT|off", "0.0.0.0:9145", set_metrics, 0, 0, 0,
+	  "/metrics, /healthz, /readyz, /stats.json and the status page" },
+	{ "mode", "http|tcp", "http", set_mode, 0, 0, 0,
+	  "http: observe HTTP/1.x requests; tcp: count connections only" },
+	{ "workers", "N", "4", set_uint, F(cf_workers), 1, CONFIG_MAX_WORKERS,
+	  "workers always running (the pool's minimum)" },
+	{ "max-workers", "N", "auto", set_max_workers, 0, 1, CONFIG_MAX_WORKERS,
+	  "the pool grows up to N when no worker is idle (auto: max(64, --workers))" },
+	{ "backlog", "N", "1024", set_uint, F(cf_backlog), 1, 65535,
+	  "listen backlog: connections waiting while every worker is busy" },
+	{ "dump-interval", "SECONDS", "10", set_duration, F(cf_dump_interval_ms), 0, 24 * HOUR,
+	  "summary line on stdout every SECONDS; 0 turns it off" },
+	{ "dump-format", "text|json", "text", set_format, 0, 0, 0,
+	  "the summary line as text or as one JSON object" },
+	{ "connect-timeout", "SECONDS", "5", set_duration, F(cf_connect_ms), 1, HOUR,
+	  "connecting to the application" },
+	{ "idle-timeout", "SECONDS", "60", set_duration, F(cf_idle_ms), 1, 24 * HOUR,
+	  "no byte either way within an exchange (tcp mode: at all)" },
+	{ "header-timeout", "SECONDS", "10", set_duration, F(cf_header_ms), 1, HOUR,
+	  "a request head must arrive within this time (slowloris)" },
+	{ "body-timeout", "SECONDS", "30", set_duration, F(cf_body_ms), 1, HOUR,
+	  "a request body must keep moving: longest pause between its bytes" },
+	{ "response-timeout", "SECONDS", "60", set_duration, F(cf_response_ms), 1, 24 * HOUR,
+	  "the application must start answering within this time (else 504)" },
+	{ "keepalive-timeout", "SECONDS", "30", set_duration, F(cf_keepalive_ms), 1, 24 * HOUR,
+	  "a client connection idle between requests is closed after this" },
+	{ "tunnel-timeout", "SECONDS", "3600", set_duration, F(cf_tunnel_ms), 1, 7 * 24 * HOUR,
+	  "no byte either way in an upgraded connection (WebSocket, CONNECT)" },
+	{ "drain-delay", "SECONDS", "0", set_duration, F(cf_drain_delay_ms), 0, HOUR,
+	  "on TERM, keep accepting this long before draining (endpoint removal lag)" },
+	{ "drain-timeout", "SECONDS", "25", set_duration, F(cf_drain_ms), 1, HOUR,
+	  "on TERM, in-flight exchanges get this long to finish" },
+	{ "heartbeat-timeout", "SECONDS", "10", set_duration, F(cf_heartbeat_ms), 2000, HOUR,
+	  "a worker silent this long is killed and replaced" },
+	{ "pool-idle-timeout", "SECONDS", "30", set_duration, F(cf_idle_worker_ms), 1, 24 * HOUR,
+	  "a worker above the minimum, idle this long, retires" },
+	{ "max-routes", "N", "100", set_uint, F(cf_max_routes), 1, CONFIG_MAX_ROUTES,
+	  "distinct routes kept; the rest count as 'other'" },
+	{ "route", "PATTERN", NULL, set_route, 0, 0, 0,
+	  "name a route, e.g. /api/users/:id/orders (repeatable; env: comma-separated)" },
+	{ "buckets", "S,S,...", "0.0001,0.00025,0.0005,0.001,0.0025,0.005,0.01,0.025,0.05,0.1,"
+	  "0.25,0.5,1,2.5,5,10,30,60", set_buckets, 0, 0, 0,
+	  "histogram bucket bounds in seconds, increasing" },
+	{ "check", NULL, NULL, NULL, 0, 0, 0,
+	  "print the effective configuration and exit (2 if it is invalid)" },
+	{ "version", NULL, NULL, NULL, 0, 0, 0, "print the version and exit" },
+	{ "help", NULL, NULL, NULL, 0, 0, 0, "print this help and exit" },
+};
+
+#define NOPTIONS (sizeof(options) / sizeof(options[0]))
+
+enum source { SRC_DEFAULT, SRC_ENV, SRC_FLAG };
+static enum source sources[NOPTIONS];
+static int max_workers_auto;
+
+/* ---- setters ---------------------------------------------------------------------------- */
+
+static int set_addr(struct net_addr *na, const char *v, int passive, char *err, size_t len)
+{
+	return net_parse_addr(na, v, passive, err, len);
+}
+
+static int set_listen(struct config *cf, const struct option_def *od, const char *v,
+    char *err, size_t len)
+{
+	return set_addr(&cf->cf_listen, v, 1, err, len);
+}
+
+static int set_upstream(struct config *cf, const struct option_def *od, const char *v,
+    char *err, size_t len)
+{
+	return set_addr(&cf->cf_upstream, v, 0, err, len);
+}
+
+static int set_metrics(struct config *cf, const struct option_def *od, const char *v,
+    char *err, size_t len)
+{
+	if (strcmp(v, "off") == 0) {
+		cf->cf_metrics_on = 0;
+		return 0;
+	}
+	cf->cf_metrics_on = 1;
+	return set_addr(&cf->cf_metrics, v, 1, err, len);
+}
+
+static int parse_uint(const char *v, int64_t min, int64_t max, int64_t *out, char *err,
+    size_t len)
+{
+	char *end;
+	unsigned long long n;
+
+	if (!isdigit((unsigned char)v[0])) {
+		snprintf(err, len, "'%s' is not a whole number", v);
+		return -1;
+	}
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (*end != '\0') {
+		snprintf(err, len, "'%s' is not a whole number", v);
+		return -1;
+	}
+	if (errno == ERANGE || n < (unsigned long long)min || n > (unsigned long long)max) {
+		snprintf(err, len, "%s is out of range (%lld-%lld)", v, (long long)min,
+		    (long long)max);
+		return -1;
+	}
+	*out = (int64_t)n;
+	return 0;
+}
+
+static int set_uint(struct config *cf, const struct option_def *od, const char *v, char *err,
+    size_t len)
+{
+	int64_t n;
+
+	if (parse_uint(v, od->od_min, od->od_max, &n, err, len) == -1)
+		return -1;
+	*(unsigned *)(void *)((char *)cf + od->od_offset) = (unsigned)n;
+	return 0;
+}
+
+static int set_max_workers(struct config *cf, const struct option_def *od, const char *v,
+    char *err, size_t len)
+{
+	int64_t n;
+
+	if (strcmp(v, "auto") == 0) {
+		max_workers_auto = 1;
+		return 0;
+	}
+	if (parse_uint(v, od->od_min, od->od_max, &n, err, len) == -1)
+		return -1;
+	max_workers_auto = 0;
+	cf->cf_max_workers = (unsigned)n;
+	return 0;
+}
+
+int config_parse_duration(const char *text, int64_t *ms)
+{
+	static const struct { const char *u; double ms; } units[] = {
+		{ "", 1000 }, { "s", 1000 }, { "ms", 1 }, { "m", 60000 }, { "h", 3600000 },
+	};
+	const char *p = text;
+	double whole = 0, frac = 0, scale = 1;
+	size_t i;
+	int digits = 0;
+
+	while (isdigit((unsigned char)*p)) {
+		whole = whole * 10 + (*p++ - '0');
+		digits++;
+	}
+	if (*p == '.') {
+		p++;
+		while (isdigit((unsigned char)*p)) {
+			scale /= 10;
+			frac += (*p++ - '0') * scale;
+			digits++;
+		}
+	}
+	if (digits == 0 || whole > 1e12)
+		return -1;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(p, units[i].u) == 0) {
+			*ms = (int64_t)((whole + frac) * units[i].ms + 0.5);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int set_duration(struct config *cf, const struct option_def *od, const char *v,
+    char *err, size_t len)
+{
+	int64_t ms;
+
+	if (config_parse_duration(v, &ms) == -1) {
+		snprintf(err, len, "'%s' is not a duration (seconds, e.g. 10, 0.5, 250ms, 2m)", v);
+		return -1;
+	}
+	if (ms < od->od_min || ms > od->od_max) {
+		snprintf(err, len, "%s is out of range (%gs-%gs)", v, (double)od->od_min / 1000,
+		    (double)od->od_max / 1000);
+		return -1;
+	}
+	*(int64_t *)(void *)((char *)cf + od->od_offset) = ms;
+	return 0;
+}
+
+static int set_mode(struct config *cf, const struct option_def *od, const char *v, char *err,
+    size_t len)
+{
+	if (strcmp(v, "http") == 0)
+		cf->cf_mode = MODE_HTTP;
+	else if (strcmp(v, "tcp") == 0)
+		cf->cf_mode = MODE_TCP;
+	else {
+		snprintf(err, len, "'%s' is not http or tcp", v);
+		return -1;
+	}
+	return 0;
+}
+
+static int set_format(struct config *cf, const struct option_def *od, const char *v,
+    char *err, size_t len)
+{
+	if (strcmp(v, "text") == 0)
+		cf->cf_dump_format = FORMAT_TEXT;
+	else if (strcmp(v, "json") == 0)
+		cf->cf_dump_format = FORMAT_JSON;
+	else {
+		snprintf(err, len, "'%s' is not text or json", v);
+		return -1;
+	}
+	return 0;
+}
+
+/* A pattern is /-separated segments: literal text, ":name" for any one segment, or a final
+ * "*" for any rest. */
+static int check_pattern(const char *v, char *err, size_t len)
+{
+	const char *p;
+
+	if (v[0] != '/') {
+		snprintf(err, len, "'%s' does not start with /", v);
+		return -1;
+	}
+	if (strlen(v) >= CONFIG_PATTERN_LEN) {
+		snprintf(err, len, "'%.40s...' is longer than %d bytes", v, CONFIG_PATTERN_LEN - 1);
+		return -1;
+	}
+	for (p = v; *p; p++) {
+		if ((unsigned char)*p <= ' ' || *p == '?' || *p == '#' || *p == '"' || *p == '\\' ||
+		    (unsigned char)*p >= 0x7f) {
+			snprintf(err, len, "'%s' has a character a route cannot hold", v);
+			return -1;
+		}
+		if (*p == '*' && (p[-1] != '/' || p[1] != '\0')) {
+			snprintf(err, len, "'%s': * may only stand as the last segment", v);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int add_pattern(struct config *cf, const char *v, size_t n, char *err, size_t len)
+{
+	char one[CONFIG_PATTERN_LEN + 1];
+
+	if (n > CONFIG_PATTERN_LEN)
+		n = CONFIG_PATTERN_LEN;
+	memcpy(one, v, n);
+	one[n] = '\0';
+	if (check_pattern(one, err, len) == -1)
+		return -1;
+	if (cf->cf_npatterns == CONFIG_MAX_PATTERNS) {
+		snprintf(err, len, "more than %d routes", CONFIG_MAX_PATTERNS);
+		return -1;
+	}
+	memcpy(cf->cf_patterns[cf->cf_npatterns++], one, n + 1);
+	return 0;
+}
+
+/* From a flag one pattern; from the environment a comma- or space-separated list. */
+static int set_route(struct config *cf, const struct option_def *od, const char *v, char *err,
+    size_t len)
+{
+	const char *p = v;
+
+	while (*p) {
+		size_t n = strcspn(p, ", \t");
+
+		if (n > 0 && add_pattern(cf, p, n, err, len) == -1)
+			return -1;
+		p += n;
+		p += strspn(p, ", \t");
+	}
+	return 0;
+}
+
+static int set_buckets(struct config *cf, const struct option_def *od, const char *v,
+    char *err, size_t len)
+{
+	const char *p = v;
+	char *end;
+	double b;
+
+	cf->cf_nbuckets = 0;
+	while (*p) {
+		if (!isdigit((unsigned char)*p) && *p != '.') {
+			snprintf(err, len, "'%s' is not a list of seconds", v);
+			return -1;
+		}
+		errno = 0;
+		b = strtod(p, &end);
+		if (end == p || errno != 0 || !(b > 0 && b < 1e9) || (*end != ',' && *end)) {
+			snprintf(err, len, "'%s' is not a list of positive seconds", v);
+			return -1;
+		}
+		if (cf->cf_nbuckets > 0 && b <= cf->cf_buckets[cf->cf_nbuckets - 1]) {
+			snprintf(err, len, "bounds must increase ('%.*s')", (int)(end - p), p);
+			return -1;
+		}
+		if (cf->cf_nbuckets == CONFIG_MAX_BUCKETS) {
+			snprintf(err, len, "more than %d bounds", CONFIG_MAX_BUCKETS);
+			return -1;
+		}
+		cf->cf_buckets[cf->cf_nbuckets++] = b;
+		p = *end ? end + 1 : end;
+		if (*end && *p == '\0') {
+			snprintf(err, len, "'%s' ends with a comma", v);
+			return -1;
+		}
+	}
+	if (cf->cf_nbuckets == 0) {
+		snprintf(err, len, "no bounds given");
+		return -1;
+	}
+	snprintf(cf->cf_buckets_text, sizeof(cf->cf_buckets_text), "%s", v);
+	return 0;
+}
+
+/* ---- parsing ---------------------------------------------------------------------------- */
+
+static void env_name(const struct option_def *od, char *buf, size_t len)
+{
+	size_t i, n = (size_t)snprintf(buf, len, "SIDEMETER_");
+
+	for (i = 0; od->od_name[i] && n + 1 < len; i++)
+		buf[n++] = od->od_name[i] == '-' ? '_' : (char)toupper((unsigned char)od->od_name[i]);
+	buf[n] = '\0';
+}
+
+static void usage(void)
+{
+	char env[64], left[64];
+	size_t i;
+
+	printf("usage: sidemeter [options]\n\n"
+	    "A sidecar forwarder: accepts clients on --listen, relays every byte unchanged to\n"
+	    "--upstream, and measures connections and HTTP/1.x requests on the way.\n\n"
+	    "options (each also from the environment as SIDEMETER_<NAME>; a flag wins):\n");
+	for (i = 0; i < NOPTIONS; i++) {
+		const struct option_def *od = &options[i];
+
+		snprintf(left, sizeof(left), "--%s%s%s", od->od_name, od->od_metavar ? " " : "",
+		    od->od_metavar ? od->od_metavar : "");
+		printf("  %-30s %s\n", left, od->od_help);
+		if (od->od_metavar) {
+			env_name(od, env, sizeof(env));
+			if (od->od_default && strlen(od->od_default) < 30)
+				printf("  %-30s   default %s; env %s\n", "", od->od_default, env);
+			else
+				printf("  %-30s   env %s\n", "", env);
+		}
+	}
+	printf("\nsignals to the master: TERM/INT drain and stop, HUP rotate workers, USR1 dump now,\n"
+	    "TTIN/TTOU one worker more/less, USR2 re-exec the binary keeping the listen socket.\n");
+}
+
+static const struct option_def *find_option(const char *name, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < NOPTIONS; i++)
+		if (strncmp(options[i].od_name, name, n) == 0 && options[i].od_name[n] == '\0')
+			return &options[i];
+	return NULL;
+}
+
+static int apply(struct config *cf, const struct option_def *od, const char *v,
+    const char *who, char *err, size_t errlen)
+{
+	char why[256];
+
+	if (od->od_set(cf, od, v, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "%s: %s", who, why);
+		return -1;
+	}
+	return 0;
+}
+
+enum config_result config_parse(struct config *cf, int argc, char **argv, char *err,
+    size_t errlen)
+{
+	char who[80];
+	int i;
+	size_t k;
+
+	memset(cf, 0, sizeof(*cf));
+	memset(sources, 0, sizeof(sources));
+
+	/* Flags first, so a flag's option is never read from the environment. */
+	for (i = 1; i < argc; i++) {
+		const char *arg = argv[i], *val = NULL, *eq;
+		const struct option_def *od;
+
+		if (strncmp(arg, "--", 2) != 0) {
+			snprintf(err, errlen, "unexpected argument '%s' (see --help)", arg);
+			return CONFIG_ERROR;
+		}
+		eq = strchr(arg + 2, '=');
+		od = find_option(arg + 2, eq ? (size_t)(eq - arg - 2) : strlen(arg + 2));
+		if (od == NULL) {
+			snprintf(err, errlen, "unknown option '%.*s' (see --help)",
+			    eq ? (int)(eq - arg) : (int)strlen(arg), arg);
+			return CONFIG_ERROR;
+		}
+		if (od->od_metavar == NULL) {
+			if (eq != NULL) {
+				snprintf(err, errlen, "--%s takes no value", od->od_name);
+				return CONFIG_ERROR;
+			}
+			if (strcmp(od->od_name, "help") == 0) {
+				usage();
+				return CONFIG_EXIT;
+			}
+			if (strcmp(od->od_name, "version") == 0) {
+				printf("sidemeter %s\n", SIDEMETER_VERSION);
+				return CONFIG_EXIT;
+			}
+			cf->cf_check = 1;
+			continue;
+		}
+		if (eq != NULL)
+			val = eq + 1;
+		else if (i + 1 < argc)
+			val = argv[++i];
+		else {
+			snprintf(err, errlen, "--%s needs a value (%s)", od->od_name, od->od_metavar);
+			return CONFIG_ERROR;
+		}
+		snprintf(who, sizeof(who), "--%s", od->od_name);
+		/* A repeated option replaces the earlier value, except --route, which adds. */
+		if (od->od_set == set_route && sources[od - options] != SRC_FLAG)
+			cf->cf_npatterns = 0;
+		if (apply(cf, od, val, who, err, errlen) == -1)
+			return CONFIG_ERROR;
+		sources[od - options] = SRC_FLAG;
+	}
+
+	for (k = 0; k < NOPTIONS; k++) {
+		const struct option_def *od = &options[k];
+		const char *v;
+
+		if (od->od_metavar == NULL || sources[k] == SRC_FLAG)
+			continue;
+		env_name(od, who, sizeof(who));
+		v = getenv(who);
+		if (v != NULL) {
+			if (apply(cf, od, v, who, err, errlen) == -1)
+				return CONFIG_ERROR;
+			sources[k] = SRC_ENV;
+		} else if (od->od_default != NULL) {
+			snprintf(who, sizeof(who), "default of --%s", od->od_name);
+			if (apply(cf, od, od->od_default, who, err, errlen) == -1)
+				return CONFIG_ERROR;
+		}
+	}
+
+	if (max_workers_auto)
+		cf->cf_max_workers = cf->cf_workers > 64 ? cf->cf_workers : 64;
+	if (cf->cf_max_workers < cf->cf_workers) {
+		snprintf(err, errlen, "--max-workers %u is below --workers %u", cf->cf_max_workers,
+		    cf->cf_workers);
+		return CONFIG_ERROR;
+	}
+	if (cf->cf_metrics_on && cf->cf_metrics.na_len == cf->cf_listen.na_len &&
+	    memcmp(&cf->cf_metrics.na_ss, &cf->cf_listen.na_ss, cf->cf_listen.na_len) == 0) {
+		snprintf(err, errlen, "--metrics and --listen are the same address (%s)",
+		    cf->cf_listen.na_text);
+		return CONFIG_ERROR;
+	}
+	return CONFIG_OK;
+}
+
+/* ---- --check ---------------------------------------------------------------------------- */
+
+static void print_duration(char *buf, size_t len, int64_t ms)
+{
+	if (ms % 1000 == 0)
+		snprintf(buf, len, "%llds", (long long)(ms / 1000));
+	else
+		snprintf(buf, len, "%lldms", (long long)ms);
+}
+
+void config_print(const struct config *cf, int fd)
+{
+	static const char *src_name[] = { "default", "env", "flag" };
+	char line[1200], val[1024];
+	size_t k;
+	unsigned j;
+	int n;
+
+	for (k = 0; k < NOPTIONS; k++) {
+		const struct option_def *od = &options[k];
+
+		if (od->od_metavar == NULL)
+			continue;
+		if (od->od_set == set_listen)
+			snprintf(val, sizeof(val), "%s", cf->cf_listen.na_text);
+		else if (od->od_set == set_upstream)
+			snprintf(val, sizeof(val), "%s", cf->cf_upstream.na_text);
+		else if (od->od_set == set_metrics)
+			snprintf(val, sizeof(val), "%s", cf->cf_metrics_on ? cf->cf_metrics.na_text : "off");
+		else if (od->od_set == set_mode)
+			snprintf(val, sizeof(val), "%s", cf->cf_mode == MODE_HTTP ? "http" : "tcp");
+		else if (od->od_set == set_format)
+			snprintf(val, sizeof(val), "%s", cf->cf_dump_format == FORMAT_JSON ? "json" : "text");
+		else if (od->od_set == set_uint)
+			snprintf(val, sizeof(val), "%u",
+			    *(const unsigned *)(const void *)((const char *)cf + od->od_offset));
+		else if (od->od_set == set_max_workers)
+			snprintf(val, sizeof(val), "%u", cf->cf_max_workers);
+		else if (od->od_set == set_duration)
+			print_duration(val, sizeof(val),
+			    *(const int64_t *)(const void *)((const char *)cf + od->od_offset));
+		else if (od->od_set == set_buckets)
+			snprintf(val, sizeof(val), "%s", cf->cf_buckets_text);
+		else if (od->od_set == set_route) {
+			val[0] = '\0';
+			for (j = 0; j < cf->cf_npatterns; j++) {
+				size_t used = strlen(val);
+
+				snprintf(val + used, sizeof(val) - used, "%s%s", j ? "," : "",
+				    cf->cf_patterns[j]);
+			}
+			if (cf->cf_npatterns == 0)
+				snprintf(val, sizeof(val), "(none)");
+		}
+		n = snprintf(line, sizeof(line), "%-18s = %s  (%s)\n", od->od_name, val,
+		    src_name[sources[k]]);
+		if (n > 0 && write(fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1) < 0)
+			return;
+	}
+}

@@ -1,0 +1,172 @@
+/* dump.c: the summary line.  One line per interval on stdout, written with one write(2):
+ * counters as their increase over the interval, gauges as they are now, histograms as the
+ * interval's percentiles.  The fields and their order are those of the metric table. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "aggregate.h"
+#include "clock.h"
+#include "config.h"
+#include "dump.h"
+#include "log.h"
+
+#define DUMP_LINE_MAX 16384
+
+struct line {
+	char l_buf[DUMP_LINE_MAX];
+	size_t l_len;
+	int l_json;
+	int l_fields;
+};
+
+static uint64_t dump_prev[METRIC_MAX];
+static int64_t dump_since;
+
+void dump_init(int64_t now)
+{
+	uint64_t ctr[CTR_MAX];
+	unsigned m;
+
+	aggregate_counters(ctr);
+	for (m = 0; m < METRIC_MAX; m++)
+		dump_prev[m] = aggregate_total((enum metric_id)m, ctr);
+	dump_since = now;
+}
+
+static void put(struct line *l, const char *fmt, ...) LOG_PRINTF(2, 3);
+
+static void put(struct line *l, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (l->l_len >= sizeof(l->l_buf))
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(l->l_buf + l->l_len, sizeof(l->l_buf) - l->l_len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		l->l_len += (size_t)n;
+	if (l->l_len >= sizeof(l->l_buf))
+		l->l_len = sizeof(l->l_buf) - 1;
+}
+
+/* "key=" or ,"key": before a value. */
+static void key(struct line *l, const char *k, const char *suffix)
+{
+	if (l->l_json)
+		put(l, "%s\"%s%s\":", l->l_fields++ ? "," : "", k, suffix);
+	else
+		put(l, " %s%s=", k, suffix);
+}
+
+static void ms(struct line *l, uint64_t ns)
+{
+	put(l, "%.3f", (double)ns / 1e6);
+}
+
+static void percentiles(struct line *l, const char *k, const struct hist *h)
+{
+	static const double qs[] = { 0.5, 0.9, 0.99, 1.0 };
+	static const char *const names[] = { "p50", "p90", "p99", "max" };
+	unsigned i;
+
+	key(l, k, "_ms");
+	if (h->h_count == 0) {
+		put(l, l->l_json ? "null" : "-");
+		return;
+	}
+	if (l->l_json)
+		put(l, "{");
+	for (i = 0; i < 4; i++) {
+		if (l->l_json)
+			put(l, "%s\"%s\":", i ? "," : "", names[i]);
+		else if (i)
+			put(l, "/");
+		ms(l, hist_quantile(h, qs[i]));
+	}
+	if (l->l_json)
+		put(l, "}");
+}
+
+void dump_write(int64_t now)
+{
+	static struct line line;
+	struct line *l = &line;
+	uint64_t ctr[CTR_MAX], v, cur;
+	struct pool_view pv;
+	double secs = (double)(now - dump_since) / 1e9;
+	struct timespec ts;
+	struct tm tm;
+	char when[32];
+	unsigned m;
+
+	l->l_len = 0;
+	l->l_fields = 0;
+	l->l_json = cfg.cf_dump_format == FORMAT_JSON;
+	if (secs <= 0)
+		secs = 1e-9;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	/* The text line starts with the bare timestamp. */
+	put(l, l->l_json ? "{\"time\":\"%s\"" : "%s", when);
+	l->l_fields = 1;
+	key(l, "interval_s", "");
+	put(l, "%.3f", secs);
+
+	aggregate_counters(ctr);
+	for (m = 0; m < METRIC_MAX; m++) {
+		const struct metric_def *md = &metric_defs[m];
+
+		cur = aggregate_total((enum metric_id)m, ctr);
+		v = cur - dump_prev[m];
+		dump_prev[m] = cur;
+		switch (md->md_shape) {
+		case DUMP_NONE:
+			break;
+		case DUMP_SUM:
+			key(l, md->md_key, "");
+			put(l, "%llu", (unsigned long long)v);
+			break;
+		case DUMP_RATE:
+			key(l, md->md_key, "");
+			put(l, "%llu", (unsigned long long)v);
+			key(l, md->md_key, "_per_s");
+			put(l, "%.1f", (double)v / secs);
+			break;
+		case DUMP_VALUE:
+			key(l, md->md_key, "");
+			put(l, "%llu", (unsigned long long)cur);
+			break;
+		case DUMP_PCT:
+			percentiles(l, md->md_key, aggregate_interval((enum metric_id)m));
+			break;
+		case DUMP_POOL:
+			aggregate_pool(&pv);
+			if (l->l_json) {
+				key(l, md->md_key, "_busy");
+				put(l, "%u", pv.pv_state[WORKER_BUSY]);
+				key(l, md->md_key, "");
+				put(l, "%u", pv.pv_live);
+			} else {
+				key(l, md->md_key, "");
+				put(l, "%u/%u", pv.pv_state[WORKER_BUSY], pv.pv_live);
+			}
+			break;
+		}
+	}
+	if (l->l_json)
+		put(l, "}");
+	put(l, "\n");
+	if (l->l_buf[l->l_len - 1] != '\n')
+		l->l_buf[l->l_len - 1] = '\n';	/* a line cut at the buffer's end still ends */
+	aggregate_interval_reset();
+	dump_since = now;
+	/* XXX: a stdout that blocks (a stuck log reader) stalls the master here, never a worker. */
+	if (write(STDOUT_FILENO, l->l_buf, l->l_len) < 0)
+		return;
+}

@@ -1,0 +1,70 @@
+/* config.h: the effective configuration, from flags, SIDEMETER_* environment variables and
+ * defaults, in that order of precedence.  Parsed once in the master before anything binds;
+ * workers see it through fork and never change it. */
+#ifndef SIDEMETER_CONFIG_H
+#define SIDEMETER_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net.h"
+
+#define CONFIG_MAX_WORKERS 512
+#define CONFIG_MAX_ROUTES 500
+#define CONFIG_MAX_PATTERNS 64
+#define CONFIG_PATTERN_LEN 128
+#define CONFIG_MAX_BUCKETS 40
+
+enum config_mode { MODE_HTTP, MODE_TCP };
+enum config_format { FORMAT_TEXT, FORMAT_JSON };
+
+struct config {
+	struct net_addr cf_listen;
+	struct net_addr cf_upstream;
+	struct net_addr cf_metrics;
+	int cf_metrics_on;
+	unsigned cf_workers;		/* the pool's minimum (TTIN/TTOU move it) */
+	unsigned cf_max_workers;	/* the pool never grows past this */
+	unsigned cf_backlog;
+	enum config_mode cf_mode;
+	enum config_format cf_dump_format;
+	int64_t cf_dump_interval_ms;	/* 0: no periodic dump */
+	/* timeouts, in milliseconds */
+	int64_t cf_connect_ms;
+	int64_t cf_idle_ms;
+	int64_t cf_header_ms;
+	int64_t cf_body_ms;
+	int64_t cf_response_ms;
+	int64_t cf_keepalive_ms;
+	int64_t cf_tunnel_ms;
+	int64_t cf_drain_ms;
+	int64_t cf_drain_delay_ms;
+	int64_t cf_heartbeat_ms;
+	int64_t cf_idle_worker_ms;	/* an idle worker above the minimum retires after this */
+	/* routes and histograms */
+	unsigned cf_max_routes;
+	unsigned cf_npatterns;
+	char cf_patterns[CONFIG_MAX_PATTERNS][CONFIG_PATTERN_LEN];
+	unsigned cf_nbuckets;
+	double cf_buckets[CONFIG_MAX_BUCKETS];	/* seconds, strictly increasing */
+	char cf_buckets_text[512];
+	int cf_check;
+};
+
+/* The one configuration of this process. */
+extern struct config cfg;
+
+enum config_result { CONFIG_OK, CONFIG_EXIT, CONFIG_ERROR };
+
+/* Parse argv and the environment into cf.  CONFIG_EXIT: --help or --version was printed and
+ * the caller should exit 0.  CONFIG_ERROR: err holds one line naming the problem. */
+enum config_result config_parse(struct config *cf, int argc, char **argv, char *err,
+    size_t errlen);
+
+/* Print the effective configuration, one "name = value  (source)" per line. */
+void config_print(const struct config *cf, int fd);
+
+/* Parse a duration: seconds with an optional fraction and an optional unit (ms, s, m, h). */
+int config_parse_duration(const char *text, int64_t *ms);
+
+#endif

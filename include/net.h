@@ -1,0 +1,33 @@
+/* net.h: small socket helpers.  Each returns 0 or a descriptor on success and -1 on failure,
+ * with errno set and, where there is an err buffer, a message naming the call and object. */
+#ifndef SIDEMETER_NET_H
+#define SIDEMETER_NET_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct net_addr {
+	struct sockaddr_storage na_ss;
+	socklen_t na_len;
+	char na_text[80];	/* as the user wrote it, for messages and --check */
+};
+
+/* Parse "HOST:PORT", "[V6]:PORT" or ":PORT"/"*:PORT" (passive only: the wildcard), resolving
+ * HOST with getaddrinfo.  On failure err holds a one-line reason. */
+int net_parse_addr(struct net_addr *na, const char *text, int passive, char *err, size_t errlen);
+
+/* A listening TCP socket with SO_REUSEADDR, close-on-exec. */
+int net_listen(const struct net_addr *na, int backlog, char *err, size_t errlen);
+
+/* Connect to na within timeout_ms.  Returns a blocking, close-on-exec socket or -1 with errno
+ * (ETIMEDOUT when the time ran out). */
+int net_connect(const struct net_addr *na, int timeout_ms);
+
+/* Descriptor flags. */
+int net_set_nonblock(int fd, int on);
+int net_set_cloexec(int fd);
+void net_set_nodelay(int fd);
+/* SO_RCVTIMEO/SO_SNDTIMEO in milliseconds (0: none). */
+int net_set_timeouts(int fd, int rcv_ms, int snd_ms);
+
+#endif

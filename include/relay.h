@@ -1,0 +1,61 @@
+/* relay.h: the two-socket pump.  It moves bytes both ways between a client and the
+ * application until both sides are done, passing a half-close on with shutdown(), and knows
+ * nothing of HTTP: a policy given by the caller sees every chunk and sets the deadlines. */
+#ifndef SIDEMETER_RELAY_H
+#define SIDEMETER_RELAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "labels.h"
+
+#define RELAY_CLIENT 0		/* index of the client socket */
+#define RELAY_UPSTREAM 1	/* index of the application socket */
+#define RELAY_C2U 0		/* direction: read from the client, written to the application */
+#define RELAY_U2C 1		/* direction: read from the application, written to the client */
+#define RELAY_BUF (16 * 1024)
+
+/* What the caller decides.  All callbacks get the current CLOCK_MONOTONIC time. */
+struct relay_ops {
+	/* A chunk just read in direction dir, before it is written on.  The bytes are
+	 * read-only.  Returns 0 to go on, or a close reason + 1 to stop after writing it. */
+	int (*ro_data)(void *ctx, int dir, const char *p, size_t n, int64_t now);
+	/* End of stream read in direction dir. */
+	void (*ro_eof)(void *ctx, int dir, int64_t now);
+	/* Before every wait: 0 to go on, with *deadline set to when ro_check must run again
+	 * at the latest; or a close reason + 1 to stop now. */
+	int (*ro_check)(void *ctx, int64_t now, int64_t *deadline);
+};
+
+struct relay_dir {
+	char rd_buf[RELAY_BUF];
+	size_t rd_off, rd_len;		/* bytes read but not yet written on */
+	int rd_eof;			/* end of stream read from the source */
+	int rd_shut;			/* shutdown(SHUT_WR) passed to the destination */
+};
+
+struct relay {
+	int rl_fd[2];			/* RELAY_CLIENT, RELAY_UPSTREAM */
+	int rl_watch;			/* readable or hung up: stop with CLOSE_ABORTED (-1: none) */
+	int rl_first_eof;		/* direction whose source closed first, -1 if none */
+	uint64_t rl_bytes[2];		/* bytes written on, by direction */
+	const struct relay_ops *rl_ops;
+	void *rl_ctx;
+	struct relay_dir rl_dir[2];
+};
+
+/* Pump until both directions are finished, a socket fails, the watch fd fires or the policy
+ * stops it.  The sockets stay open (the caller closes them).  Returns why it ended. */
+enum close_reason relay_pump(struct relay *rl);
+
+/* True when some bytes were read in direction dir but not written on yet. */
+int relay_pending(const struct relay *rl, int dir);
+
+/* Write all of p to a blocking or non-blocking socket within timeout_ms.  0 or -1. */
+int relay_write_all(int fd, const char *p, size_t n, int timeout_ms);
+
+/* Close a client socket without losing what was sent: FIN first, then discard what the
+ * client still sends until it closes too or timeout_ms passes, then close. */
+void relay_lingering_close(int fd, int timeout_ms);
+
+#endif

@@ -1,0 +1,193 @@
+/* shm_stats.h: the shared memory between the master and its workers.
+ *
+ * One anonymous shared mapping, made by the master before the first fork:
+ *
+ *   offset 0      +--------------------------------------+
+ *                 | struct shm_header   (one page)       |  magic, version, sizes
+ *   4096          +--------------------------------------+
+ *                 | struct shm_slot [0]                  |  one per worker slot,
+ *                 |   scoreboard       64 B              |  page-aligned so no two
+ *                 |   counters[CTR_MAX] 8 B each         |  workers share a page
+ *                 |   ring head  (own cache line)        |  written by the worker
+ *                 |   ring tail  (own cache line)        |  written by the master
+ *                 |   ring[SHM_RING_CAP]  64 B records   |
+ *                 |   route names[SHM_ROUTES]            |  append-only, published
+ *                 |   request counts[SHM_REQ_CAP]        |  by a count (release)
+ *                 +--------------------------------------+
+ *                 | struct shm_slot [1] ...              |
+ *                 +--------------------------------------+
+ *
+ * Each slot has exactly one writer at a time: the worker that occupies it.  A slot outlives
+ * its worker: a replacement takes over the counters, ring and tables where the last one left
+ * them, so nothing the master sums ever goes backwards.  The master is the only reader of
+ * the ring and the only writer of its tail.  No lock is shared: single-writer fields are
+ * written with relaxed stores, and what a count publishes is written before it (release)
+ * and read after it (acquire).
+ *
+ * Pages are touched only when used, so an idle slot costs address space, not memory.
+ */
+#ifndef SIDEMETER_SHM_STATS_H
+#define SIDEMETER_SHM_STATS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "labels.h"
+
+#define SHM_MAGIC 0x534d4554u	/* "SMET" */
+#define SHM_VERSION 1u
+#define SHM_PAGE 4096
+#define SHM_RING_CAP 2048u	/* records per slot, a power of two */
+#define SHM_ROUTES 512u		/* route names per slot; index 0 is "other", never stored */
+#define SHM_ROUTE_LEN 128u	/* bytes per route name, NUL included */
+#define SHM_REQ_CAP 4096u	/* distinct (route, method, code) per slot */
+#define SHM_ROUTE_OTHER 0u
+
+/* The exact counters of a slot: families of consecutive entries indexed by a label enum. */
+enum shm_counter {
+	CTR_CLOSE = 0,				 /* + enum close_reason */
+	CTR_OPAQUE = CTR_CLOSE + CLOSE_MAX,	 /* + enum opaque_reason */
+	CTR_UPSTREAM = CTR_OPAQUE + OPAQUE_MAX,	 /* + enum upstream_error */
+	CTR_INCOMPLETE = CTR_UPSTREAM + UPSTREAM_MAX, /* + enum incomplete_reason */
+	CTR_BYTES_IN = CTR_INCOMPLETE + INCOMPLETE_MAX, /* client to application */
+	CTR_BYTES_OUT,				 /* application to client */
+	CTR_TUNNELS,				 /* connections upgraded (101, CONNECT) */
+	CTR_ACCEPT_EMFILE,			 /* accept failed for lack of descriptors */
+	CTR_ACCEPT_ERROR,			 /* accept failed otherwise */
+	CTR_RING_DROPPED,			 /* records dropped: ring full */
+	CTR_REQ_UNCLASSIFIED,			 /* requests counted without labels: table full */
+	CTR_MAX
+};
+
+enum shm_record_kind { REC_CONN = 1, REC_REQUEST = 2 };
+
+/* One finished connection or request.  Times are CLOCK_MONOTONIC nanoseconds, 0 when the
+ * moment never came. */
+struct shm_record {
+	int64_t r_start;	/* conn: accepted            request: its first byte */
+	int64_t r_mid;		/* conn: application reached request: its last byte */
+	int64_t r_first;	/* conn: -                   request: first byte of the response */
+	int64_t r_end;		/* conn: closed              request: last byte of the response */
+	uint64_t r_bytes_in;	/* conn: client to app       request: request body bytes */
+	uint64_t r_bytes_out;	/* conn: app to client       request: response body bytes */
+	uint16_t r_route;	/* request: route index in the slot's table */
+	uint16_t r_code;	/* request: status code, 0 if none */
+	uint8_t r_kind;		/* enum shm_record_kind */
+	uint8_t r_method;	/* request: enum http_method */
+	uint8_t r_reason;	/* conn: enum close_reason; request: incomplete reason + 1, or 0 */
+	uint8_t r_flags;
+	uint32_t r_requests;	/* conn: requests seen on it */
+	uint32_t r_pad;
+};
+
+/* What the master can see of a worker at a glance. */
+struct shm_scoreboard {
+	_Atomic int32_t sb_pid;
+	_Atomic uint32_t sb_state;	/* enum worker_state */
+	_Atomic uint32_t sb_generation;	/* bumped by HUP: tells old workers from new */
+	_Atomic uint32_t sb_spare;
+	_Atomic int64_t sb_last_busy;	/* end of its last connection (or its start) */
+	_Atomic int64_t sb_heartbeat;	/* last sign of life, at least once a second */
+	_Atomic int64_t sb_conn_start;	/* current connection's accept, 0 when idle */
+	_Atomic int64_t sb_req_start;	/* current request's first byte, 0 when none */
+	_Atomic uint64_t sb_conns;	/* connections served by this occupant */
+	_Atomic uint64_t sb_requests;	/* requests served by this occupant */
+};
+
+struct shm_reqcount {
+	_Atomic uint32_t rq_key;	/* route << 16 | method << 12 | code */
+	uint32_t rq_pad;
+	_Atomic uint64_t rq_count;
+};
+
+struct shm_slot {
+	_Alignas(SHM_PAGE) struct shm_scoreboard sl_sb;
+	_Atomic uint64_t sl_ctr[CTR_MAX];
+	_Alignas(64) _Atomic uint64_t sl_head;	/* next record to write (worker) */
+	_Alignas(64) _Atomic uint64_t sl_tail;	/* next record to read (master) */
+	_Alignas(64) struct shm_record sl_ring[SHM_RING_CAP];
+	_Atomic uint32_t sl_nroutes;		/* names published, counting the implicit "other" at 0 */
+	_Atomic uint32_t sl_nreq;		/* request counts published */
+	char sl_routes[SHM_ROUTES][SHM_ROUTE_LEN];
+	struct shm_reqcount sl_req[SHM_REQ_CAP];
+};
+
+struct shm_header {
+	_Alignas(SHM_PAGE) uint32_t sh_magic;
+	uint32_t sh_version;
+	uint32_t sh_nslots;
+	uint32_t sh_ring_cap;
+	uint64_t sh_size;
+	uint64_t sh_slot_size;
+	int64_t sh_started;		/* monotonic start of the master */
+	int32_t sh_master_pid;
+	uint32_t sh_spare;
+};
+
+_Static_assert(sizeof(struct shm_record) == 64, "a record is one cache line");
+_Static_assert(sizeof(struct shm_scoreboard) == 64, "the scoreboard is one cache line");
+_Static_assert(sizeof(struct shm_reqcount) == 16, "request counts pack four to a line");
+_Static_assert(sizeof(struct shm_header) == SHM_PAGE, "the header is one page");
+_Static_assert(sizeof(struct shm_slot) % SHM_PAGE == 0, "slots are whole pages");
+_Static_assert(offsetof(struct shm_slot, sl_sb) == 0, "scoreboard first");
+_Static_assert(offsetof(struct shm_slot, sl_head) % 64 == 0, "ring head on its own line");
+_Static_assert(offsetof(struct shm_slot, sl_tail) == offsetof(struct shm_slot, sl_head) + 64,
+    "ring tail on the next line");
+_Static_assert(offsetof(struct shm_slot, sl_ring) % 64 == 0, "records line-aligned");
+_Static_assert((SHM_RING_CAP & (SHM_RING_CAP - 1)) == 0, "ring capacity a power of two");
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free in shared memory");
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free in shared memory");
+
+/* ---- both sides ---- */
+
+/* Map the region for nslots slots (master, before the first fork).  NULL and err on failure. */
+struct shm_header *shm_stats_map(unsigned nslots, char *err, size_t errlen);
+
+static inline struct shm_slot *shm_stats_slot(struct shm_header *sh, unsigned i)
+{
+	return (struct shm_slot *)(void *)((char *)sh + SHM_PAGE + (size_t)i * sizeof(struct shm_slot));
+}
+
+/* A counter's value (relaxed: a counter read races only with its own increments). */
+static inline uint64_t shm_stats_get(const struct shm_slot *sl, enum shm_counter c)
+{
+	return atomic_load_explicit(&sl->sl_ctr[c], memory_order_relaxed);
+}
+
+/* ---- the worker, the slot's only writer ---- */
+
+/* Take over a slot: rebuild the private index of its request counts. */
+void shm_stats_attach(struct shm_slot *sl);
+
+static inline void shm_stats_add(struct shm_slot *sl, enum shm_counter c, uint64_t n)
+{
+	atomic_store_explicit(&sl->sl_ctr[c],
+	    atomic_load_explicit(&sl->sl_ctr[c], memory_order_relaxed) + n, memory_order_relaxed);
+}
+
+/* Append a record; when the ring is full the record is dropped and the drop counted.
+ * Never waits. */
+void shm_stats_put(struct shm_slot *sl, const struct shm_record *r);
+
+/* Count one request exactly.  route is an index from shm_stats_route_add (or 0). */
+void shm_stats_count_request(struct shm_slot *sl, unsigned route, enum http_method m,
+    unsigned code);
+
+/* Publish a route name; returns its index, or -1 when the table holds limit names. */
+int shm_stats_route_add(struct shm_slot *sl, const char *name, size_t len, unsigned limit);
+
+/* ---- the master, the only reader ---- */
+
+typedef void shm_drain_fn(void *ctx, unsigned slot, const struct shm_record *r);
+
+/* Hand every record published in the slot's ring to fn; returns how many. */
+size_t shm_stats_drain(struct shm_slot *sl, unsigned slot, shm_drain_fn *fn, void *ctx);
+
+/* Split a request key. */
+#define SHM_REQ_KEY(route, method, code) (((uint32_t)(route) << 16) | ((uint32_t)(method) << 12) | (uint32_t)(code))
+#define SHM_REQ_ROUTE(key) ((key) >> 16)
+#define SHM_REQ_METHOD(key) (((key) >> 12) & 0xf)
+#define SHM_REQ_CODE(key) ((key) & 0xfff)
+
+#endif

@@ -1,0 +1,21 @@
+/* worker.h: a worker's life.  It accepts on the inherited listen socket, serves one
+ * connection at a time with blocking sockets, and reports into its shared-memory slot. */
+#ifndef SIDEMETER_WORKER_H
+#define SIDEMETER_WORKER_H
+
+#include "log.h"
+#include "shm_stats.h"
+
+/* What the master hands a worker at fork. */
+struct worker_env {
+	int we_listen_fd;		/* the listen socket, shared by every worker */
+	int we_alive_fd;		/* read end of the master's pipe: EOF means the master died */
+	struct shm_header *we_shm;
+	unsigned we_slot;
+};
+
+/* Run a worker in the child just forked; never returns (exit 0: asked to leave; 1: could
+ * not start). */
+void worker_run(const struct worker_env *env) LOG_NORETURN;
+
+#endif

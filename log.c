@@ -1,0 +1,97 @@
+/* log.c: the logger.  Each call formats into a stack buffer and ends in one write(2), so it
+ * never allocates, never buffers, and lines of concurrent processes stay whole. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define LOG_LINE_MAX 1024
+
+static const char *log_role = "sidemeter";
+static int log_id = -1;
+
+void log_set_role(const char *role, int id)
+{
+	log_role = role;
+	log_id = id;
+}
+
+static void log_emit(const char *level, int with_errno, int saved_errno, const char *fmt,
+    va_list ap) LOG_PRINTF(4, 0);
+
+static void log_emit(const char *level, int with_errno, int saved_errno, const char *fmt,
+    va_list ap)
+{
+	char line[LOG_LINE_MAX];
+	struct timespec ts;
+	struct tm tm;
+	size_t n;
+	int r;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (log_id >= 0)
+		r = snprintf(line + n, sizeof(line) - n, " sidemeter[%ld] %s %d: %s", (long)getpid(),
+		    log_role, log_id, level);
+	else
+		r = snprintf(line + n, sizeof(line) - n, " sidemeter[%ld] %s: %s", (long)getpid(),
+		    log_role, level);
+	if (r > 0)
+		n += (size_t)r < sizeof(line) - n ? (size_t)r : sizeof(line) - n - 1;
+	r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+	if (r > 0)
+		n += (size_t)r < sizeof(line) - n ? (size_t)r : sizeof(line) - n - 1;
+	if (with_errno && n < sizeof(line) - 1) {
+		r = snprintf(line + n, sizeof(line) - n, ": %s", strerror(saved_errno));
+		if (r > 0)
+			n += (size_t)r < sizeof(line) - n ? (size_t)r : sizeof(line) - n - 1;
+	}
+	if (n >= sizeof(line) - 1)
+		n = sizeof(line) - 2;
+	line[n++] = '\n';
+	/* A failed or short write of a log line has nowhere better to be reported. */
+	if (write(STDERR_FILENO, line, n) < 0)
+		return;
+}
+
+#define LOG_VERB(name, level, with_errno)                                                  \
+	void name(const char *fmt, ...)                                                    \
+	{                                                                                  \
+		int saved_errno = errno;                                                   \
+		va_list ap;                                                                \
+		va_start(ap, fmt);                                                         \
+		log_emit(level, with_errno, saved_errno, fmt, ap);                         \
+		va_end(ap);                                                                \
+		errno = saved_errno;                                                       \
+	}
+
+LOG_VERB(log_info, "", 0)
+LOG_VERB(log_warn, "warning: ", 1)
+LOG_VERB(log_warnx, "warning: ", 0)
+
+void fatal(const char *fmt, ...)
+{
+	int saved_errno = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_emit("fatal: ", 1, saved_errno, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void fatalx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_emit("fatal: ", 0, 0, fmt, ap);
+	va_end(ap);
+	exit(1);
+}

@@ -1,0 +1,206 @@
+/* net.c: socket helpers shared by the master, the workers and the metrics port. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "net.h"
+
+int net_parse_addr(struct net_addr *na, const char *text, int passive, char *err,
+    size_t errlen)
+{
+	char host[256], *end;
+	const char *colon, *port_text;
+	struct addrinfo hints, *res;
+	size_t hostlen;
+	long port;
+	int rc;
+
+	memset(na, 0, sizeof(*na));
+	if (text[0] == '[') {
+		const char *close = strchr(text, ']');
+
+		if (close == NULL || close[1] != ':') {
+			snprintf(err, errlen, "'%s' is not [IPV6]:PORT", text);
+			return -1;
+		}
+		hostlen = (size_t)(close - text - 1);
+		text++;
+		colon = close + 1;
+	} else {
+		colon = strrchr(text, ':');
+		if (colon == NULL) {
+			snprintf(err, errlen, "'%s' has no :PORT", text);
+			return -1;
+		}
+		hostlen = (size_t)(colon - text);
+	}
+	if (hostlen >= sizeof(host)) {
+		snprintf(err, errlen, "host name is too long");
+		return -1;
+	}
+	memcpy(host, text, hostlen);
+	host[hostlen] = '\0';
+	port_text = colon + 1;
+	errno = 0;
+	port = strtol(port_text, &end, 10);
+	if (*port_text == '\0' || *end != '\0' || errno != 0 || port_text[0] == '-' ||
+	    port_text[0] == '+' || port_text[0] == ' ') {
+		snprintf(err, errlen, "port '%s' is not a number", port_text);
+		return -1;
+	}
+	if (port < 1 || port > 65535) {
+		snprintf(err, errlen, "port %s is out of range (1-65535)", port_text);
+		return -1;
+	}
+	if (strcmp(host, "*") == 0 || host[0] == '\0') {
+		if (!passive) {
+			snprintf(err, errlen, "'%s' needs a host", text);
+			return -1;
+		}
+		host[0] = '\0';
+	}
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = passive ? AI_PASSIVE : 0;
+	rc = getaddrinfo(host[0] ? host : NULL, port_text, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot resolve '%s': %s", host,
+		    rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+		return -1;
+	}
+	memcpy(&na->na_ss, res->ai_addr, res->ai_addrlen);
+	na->na_len = res->ai_addrlen;
+	freeaddrinfo(res);
+	snprintf(na->na_text, sizeof(na->na_text), "%s%s%s:%ld",
+	    strchr(host, ':') ? "[" : "", host[0] ? host : "0.0.0.0", strchr(host, ':') ? "]" : "",
+	    port);
+	return 0;
+}
+
+int net_set_nonblock(int fd, int on)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl == -1)
+		return -1;
+	fl = on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
+	return fcntl(fd, F_SETFL, fl);
+}
+
+int net_set_cloexec(int fd)
+{
+	int fl = fcntl(fd, F_GETFD);
+
+	if (fl == -1)
+		return -1;
+	return fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+}
+
+void net_set_nodelay(int fd)
+{
+	int one = 1;
+
+	/* Fails only on sockets that are not TCP; nothing to do about it then. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+int net_set_timeouts(int fd, int rcv_ms, int snd_ms)
+{
+	struct timeval tv;
+
+	tv.tv_sec = rcv_ms / 1000;
+	tv.tv_usec = (rcv_ms % 1000) * 1000;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1)
+		return -1;
+	tv.tv_sec = snd_ms / 1000;
+	tv.tv_usec = (snd_ms % 1000) * 1000;
+	return setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+int net_listen(const struct net_addr *na, int backlog, char *err, size_t errlen)
+{
+	int fd, one = 1;
+
+	fd = socket(na->na_ss.ss_family, SOCK_STREAM, 0);
+	if (fd == -1) {
+		snprintf(err, errlen, "socket %s: %s", na->na_text, strerror(errno));
+		return -1;
+	}
+	if (net_set_cloexec(fd) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1) {
+		snprintf(err, errlen, "setsockopt %s: %s", na->na_text, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (bind(fd, (const struct sockaddr *)&na->na_ss, na->na_len) == -1) {
+		snprintf(err, errlen, "bind %s: %s", na->na_text, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (listen(fd, backlog) == -1) {
+		snprintf(err, errlen, "listen %s: %s", na->na_text, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int net_connect(const struct net_addr *na, int timeout_ms)
+{
+	struct pollfd pfd;
+	socklen_t len;
+	int fd, rc, soerr, saved;
+	int64_t deadline;
+
+	fd = socket(na->na_ss.ss_family, SOCK_STREAM, 0);
+	if (fd == -1)
+		return -1;
+	if (net_set_cloexec(fd) == -1 || net_set_nonblock(fd, 1) == -1)
+		goto fail;
+	if (connect(fd, (const struct sockaddr *)&na->na_ss, na->na_len) == 0)
+		goto done;
+	if (errno != EINPROGRESS)
+		goto fail;
+	deadline = clock_mono_ns() + (int64_t)timeout_ms * NS_PER_MS;
+	pfd.fd = fd;
+	pfd.events = POLLOUT;
+	for (;;) {
+		pfd.revents = 0;
+		rc = poll(&pfd, 1, clock_poll_ms(deadline, clock_mono_ns(), timeout_ms));
+		if (rc == 1)
+			break;
+		if (rc == 0) {
+			errno = ETIMEDOUT;
+			goto fail;
+		}
+		if (errno != EINTR)
+			goto fail;
+	}
+	len = sizeof(soerr);
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == -1)
+		goto fail;
+	if (soerr != 0) {
+		errno = soerr;
+		goto fail;
+	}
+done:
+	if (net_set_nonblock(fd, 0) == -1)
+		goto fail;
+	return fd;
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}

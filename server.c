@@ -1,0 +1,631 @@
+/* server.c: main and the master.  The master binds the listen socket once, maps the shared
+ * memory, forks the workers, and then runs one loop: wait with a deadline; then reap, stop,
+ * rotate, resize, respawn, drain, dump, in that order.  Signal handlers only set flags. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "aggregate.h"
+#include "clock.h"
+#include "config.h"
+#include "dump.h"
+#include "log.h"
+#include "net.h"
+#include "shm_stats.h"
+#include "worker.h"
+
+#define TICK_BUSY_MS 20		/* drain period while records flow */
+#define TICK_IDLE_MS 100	/* drain period when quiet: still ten times a second */
+#define START_FAILURES_MAX 5	/* workers dying before they are ready, in a row: give up */
+#define CRASH_WINDOW_MS 10000	/* crashes counted over this window ... */
+#define CRASH_FREE 20		/* ... are respawned at once up to this many, then backed off */
+#define BACKOFF_MAX_MS 5000
+#define RAMP_MAX 32		/* workers forked in one tick when none is idle */
+
+/* The master's own view of a slot (the shared scoreboard is the workers' view). */
+struct master_slot {
+	pid_t ms_pid;			/* 0: free */
+	unsigned ms_gen;
+	int64_t ms_forked;
+	int ms_ready;			/* seen accepting at least once */
+	int ms_leaving;			/* sent SIGQUIT: an end we asked for */
+	int ms_killed;			/* sent SIGKILL */
+	int ms_wedged;			/* ... because its heartbeat stopped: a restart */
+	int64_t ms_kill_at;		/* still alive then: SIGKILL */
+};
+
+static struct master {
+	int m_listen_fd;
+	int m_alive_r, m_alive_w;	/* workers hold the read end; EOF = master gone */
+	int m_sig_r, m_sig_w;		/* self-pipe: a signal wakes the poll */
+	struct shm_header *m_shm;
+	unsigned m_nslots;
+	struct master_slot *m_slots;
+	unsigned m_gen;			/* current generation; HUP bumps it */
+	unsigned m_target;		/* workers kept at least (TTIN/TTOU) */
+	unsigned m_ramp;		/* forks per tick while no worker is idle */
+	unsigned m_shrink_now;		/* TTOU: idle workers to retire without waiting */
+	unsigned m_start_failures;
+	int64_t m_crashes[CRASH_FREE + 1];	/* ring of recent crash times */
+	unsigned m_ncrash;
+	int64_t m_respawn_at;		/* back-off: no fork before this */
+	int m_stopping;
+	int m_quit_sent;
+	int64_t m_drain_at;		/* TERM + --drain-delay: workers told to finish */
+	int64_t m_kill_at;		/* TERM + delay + --drain-timeout: the rest is killed */
+	int64_t m_next_drain;
+	int64_t m_next_dump;
+	int m_busy_tick;
+} m;
+
+static volatile sig_atomic_t sig_stop, sig_hup, sig_usr1, sig_usr2, sig_chld, sig_ttin,
+    sig_ttou;
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+	ssize_t r;
+
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+		sig_stop++;
+		break;
+	case SIGHUP:
+		sig_hup = 1;
+		break;
+	case SIGUSR1:
+		sig_usr1 = 1;
+		break;
+	case SIGUSR2:
+		sig_usr2 = 1;
+		break;
+	case SIGCHLD:
+		sig_chld = 1;
+		break;
+	case SIGTTIN:
+		sig_ttin++;
+		break;
+	case SIGTTOU:
+		sig_ttou++;
+		break;
+	}
+	r = write(m.m_sig_w, "", 1);	/* full pipe: a wake-up is already pending */
+	(void)r;
+	errno = saved;
+}
+
+struct flags {
+	int f_stop, f_hup, f_usr1, f_usr2, f_chld, f_ttin, f_ttou;
+};
+
+/* Copy and clear the flags with signals blocked, so none is lost in between. */
+static void take_signals(struct flags *f)
+{
+	sigset_t all, old;
+	char sink[64];
+
+	while (read(m.m_sig_r, sink, sizeof(sink)) > 0)
+		;
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	f->f_stop = sig_stop;
+	f->f_hup = sig_hup;
+	f->f_usr1 = sig_usr1;
+	f->f_usr2 = sig_usr2;
+	f->f_chld = sig_chld;
+	f->f_ttin = sig_ttin;
+	f->f_ttou = sig_ttou;
+	sig_stop = sig_hup = sig_usr1 = sig_usr2 = sig_chld = sig_ttin = sig_ttou = 0;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+static void setup_signals(void)
+{
+	static const int caught[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD,
+		SIGTTIN, SIGTTOU };
+	struct sigaction sa;
+	size_t i;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART;
+	for (i = 0; i < sizeof(caught) / sizeof(caught[0]); i++)
+		if (sigaction(caught[i], &sa, NULL) == -1)
+			fatal("sigaction %d", caught[i]);
+	sa.sa_handler = SIG_IGN;
+	sa.sa_flags = 0;
+	sigaction(SIGPIPE, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);	/* meant for workers; a stray one must not kill us */
+}
+
+/* ---- workers: fork, reap, signal ------------------------------------------------------ */
+
+static struct shm_scoreboard *sb_of(unsigned i)
+{
+	return &shm_stats_slot(m.m_shm, i)->sl_sb;
+}
+
+static unsigned sb_state(unsigned i)
+{
+	return atomic_load_explicit(&sb_of(i)->sb_state, memory_order_relaxed);
+}
+
+static int spawn(int64_t now)
+{
+	struct shm_scoreboard *sb;
+	struct worker_env env;
+	sigset_t all, old;
+	unsigned i;
+	pid_t pid;
+
+	for (i = 0; i < m.m_nslots && m.m_slots[i].ms_pid != 0; i++)
+		;
+	if (i == m.m_nslots)
+		return -1;
+	sb = sb_of(i);
+	atomic_store_explicit(&sb->sb_pid, 0, memory_order_relaxed);
+	atomic_store_explicit(&sb->sb_generation, m.m_gen, memory_order_relaxed);
+	atomic_store_explicit(&sb->sb_heartbeat, now, memory_order_relaxed);
+	atomic_store_explicit(&sb->sb_last_busy, now, memory_order_relaxed);
+	atomic_store_explicit(&sb->sb_conn_start, 0, memory_order_relaxed);
+	atomic_store_explicit(&sb->sb_req_start, 0, memory_order_relaxed);
+	atomic_store_explicit(&sb->sb_state, WORKER_STARTING, memory_order_release);
+	aggregate_use_slot(i);
+
+	env.we_listen_fd = m.m_listen_fd;
+	env.we_alive_fd = m.m_alive_r;
+	env.we_shm = m.m_shm;
+	env.we_slot = i;
+
+	/* The child must not run our handlers before it has installed its own. */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	pid = fork();
+	if (pid == 0) {
+		close(m.m_sig_r);
+		close(m.m_sig_w);
+		close(m.m_alive_w);
+		worker_run(&env);
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (pid == -1) {
+		log_warn("fork");
+		atomic_store_explicit(&sb->sb_state, WORKER_FREE, memory_order_relaxed);
+		return -1;
+	}
+	memset(&m.m_slots[i], 0, sizeof(m.m_slots[i]));
+	m.m_slots[i].ms_pid = pid;
+	m.m_slots[i].ms_gen = m.m_gen;
+	m.m_slots[i].ms_forked = now;
+	return 0;
+}
+
+static void tell_to_leave(unsigned i, int64_t now)
+{
+	struct master_slot *ms = &m.m_slots[i];
+
+	if (ms->ms_pid == 0 || ms->ms_leaving)
+		return;
+	ms->ms_leaving = 1;
+	ms->ms_kill_at = now + cfg.cf_drain_ms * NS_PER_MS;
+	kill(ms->ms_pid, SIGQUIT);
+}
+
+static unsigned slot_of(pid_t pid)
+{
+	unsigned i;
+
+	for (i = 0; i < m.m_nslots; i++)
+		if (m.m_slots[i].ms_pid == pid)
+			return i;
+	return m.m_nslots;
+}
+
+static void note_crash(int64_t now)
+{
+	unsigned recent = 0, k;
+
+	m.m_crashes[m.m_ncrash++ % (CRASH_FREE + 1)] = now;
+	for (k = 0; k < CRASH_FREE + 1 && k < m.m_ncrash; k++)
+		if (now - m.m_crashes[k] < CRASH_WINDOW_MS * NS_PER_MS)
+			recent++;
+	if (recent > CRASH_FREE) {
+		int64_t delay = m.m_respawn_at > now ? 2 * (m.m_respawn_at - now) : 100 * NS_PER_MS;
+
+		if (delay > BACKOFF_MAX_MS * NS_PER_MS)
+			delay = BACKOFF_MAX_MS * NS_PER_MS;
+		m.m_respawn_at = now + delay;
+		log_warnx("%u workers crashed within %ds: next fork in %.1fs", recent,
+		    CRASH_WINDOW_MS / 1000, (double)delay / 1e9);
+	}
+}
+
+/* Book a child's end: say how it ended, count a restart when it was not planned, and free
+ * its slot. */
+static void reaped(pid_t pid, int status, int64_t now)
+{
+	unsigned i = slot_of(pid), st;
+	struct master_slot *ms;
+	struct shm_slot *sl;
+	char how[64];
+	int ready;
+
+	if (i == m.m_nslots)
+		return;		/* an orphan we inherited as PID 1 */
+	ms = &m.m_slots[i];
+	sl = shm_stats_slot(m.m_shm, i);
+	st = sb_state(i);
+	ready = ms->ms_ready || st == WORKER_IDLE || st == WORKER_BUSY || st == WORKER_LEAVING;
+	if (WIFEXITED(status))
+		snprintf(how, sizeof(how), "exited with status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(how, sizeof(how), "was killed by signal %d (status %d)", WTERMSIG(status),
+		    128 + WTERMSIG(status));
+	else
+		snprintf(how, sizeof(how), "ended (status 0x%x)", (unsigned)status);
+
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && !ms->ms_killed) {
+		/* a planned end: asked to leave, or the master's pipe looked closed */
+	} else if ((ms->ms_leaving || m.m_stopping) && !ms->ms_wedged) {
+		log_warnx("worker %u (pid %ld) %s while leaving", i, (long)pid, how);
+	} else {
+		log_warnx("worker %u (pid %ld) %s%s", i, (long)pid, how,
+		    ready ? "" : " before it was ready");
+		agg.ag_restarts++;
+		if (!ready)
+			m.m_start_failures++;
+		note_crash(now);
+	}
+	/* The slot has no writer now: the master may close the books of a connection the
+	 * worker took down with it. */
+	if (atomic_load_explicit(&sl->sl_sb.sb_conn_start, memory_order_relaxed) != 0)
+		shm_stats_add(sl, CTR_CLOSE + CLOSE_ABORTED, 1);
+	atomic_store_explicit(&sl->sl_sb.sb_conn_start, 0, memory_order_relaxed);
+	atomic_store_explicit(&sl->sl_sb.sb_req_start, 0, memory_order_relaxed);
+	atomic_store_explicit(&sl->sl_sb.sb_pid, 0, memory_order_relaxed);
+	atomic_store_explicit(&sl->sl_sb.sb_state, WORKER_FREE, memory_order_relaxed);
+	ms->ms_pid = 0;
+}
+
+static void kill_all(void)
+{
+	unsigned i;
+
+	for (i = 0; i < m.m_nslots; i++)
+		if (m.m_slots[i].ms_pid) {
+			m.m_slots[i].ms_killed = 1;
+			kill(m.m_slots[i].ms_pid, SIGKILL);
+		}
+}
+
+/* Trust waitpid over our own bookkeeping: every child that ended is reaped here, ours or
+ * not (as PID 1 we inherit orphans). */
+static void reap(int64_t now)
+{
+	pid_t pid;
+	int status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		reaped(pid, status, now);
+	if (m.m_start_failures >= START_FAILURES_MAX) {
+		log_warnx("%u workers in a row died before they were ready: giving up",
+		    m.m_start_failures);
+		kill_all();
+		while (wait(NULL) > 0 || errno == EINTR)
+			;
+		exit(1);
+	}
+}
+
+static unsigned live_workers(void)
+{
+	unsigned i, n = 0;
+
+	for (i = 0; i < m.m_nslots; i++)
+		n += m.m_slots[i].ms_pid != 0;
+	return n;
+}
+
+/* ---- the pool -------------------------------------------------------------------------- */
+
+/* Kill what stopped beating, keep the current generation at its target, grow it while no
+ * worker is idle, shrink it when workers idle too long, and retire older generations once
+ * the current one is ready. */
+static void pool(int64_t now)
+{
+	unsigned i, cur = 0, ready = 0, idle = 0, starting = 0, want;
+	int64_t hb_limit = cfg.cf_heartbeat_ms * NS_PER_MS, oldest_idle = 0;
+	unsigned retire = m.m_nslots;
+
+	for (i = 0; i < m.m_nslots; i++) {
+		struct master_slot *ms = &m.m_slots[i];
+		struct shm_scoreboard *sb = sb_of(i);
+		unsigned st;
+		int64_t hb;
+
+		if (ms->ms_pid == 0)
+			continue;
+		st = sb_state(i);
+		hb = atomic_load_explicit(&sb->sb_heartbeat, memory_order_relaxed);
+		if (!ms->ms_killed && now - hb > hb_limit) {
+			log_warnx("worker %u (pid %ld) silent for %.1fs: killing it", i,
+			    (long)ms->ms_pid, (double)(now - hb) / 1e9);
+			ms->ms_killed = ms->ms_wedged = 1;
+			kill(ms->ms_pid, SIGKILL);
+			continue;
+		}
+		if (ms->ms_leaving) {
+			if (now >= ms->ms_kill_at && !ms->ms_killed) {
+				log_warnx("worker %u (pid %ld) still busy after --drain-timeout: killing it",
+				    i, (long)ms->ms_pid);
+				ms->ms_killed = 1;
+				kill(ms->ms_pid, SIGKILL);
+			}
+			continue;
+		}
+		if (ms->ms_gen != m.m_gen)
+			continue;
+		cur++;
+		if (st == WORKER_STARTING) {
+			starting++;
+			continue;
+		}
+		if (!ms->ms_ready) {
+			ms->ms_ready = 1;
+			m.m_start_failures = 0;
+		}
+		ready++;
+		if (st == WORKER_IDLE) {
+			int64_t since = atomic_load_explicit(&sb->sb_last_busy, memory_order_relaxed);
+
+			idle++;
+			if (retire == m.m_nslots || since < oldest_idle) {
+				retire = i;
+				oldest_idle = since;
+			}
+		}
+	}
+
+	/* Older generations leave once the current one can take the load. */
+	if (ready >= m.m_target || (cur > 0 && ready == cur && starting == 0))
+		for (i = 0; i < m.m_nslots; i++)
+			if (m.m_slots[i].ms_pid && m.m_slots[i].ms_gen != m.m_gen)
+				tell_to_leave(i, now);
+
+	/* Shrink: one idle worker above the target per tick. */
+	if (cur > m.m_target && retire != m.m_nslots &&
+	    (m.m_shrink_now || now - oldest_idle > cfg.cf_idle_worker_ms * NS_PER_MS)) {
+		tell_to_leave(retire, now);
+		if (m.m_shrink_now > 0)
+			m.m_shrink_now--;
+		cur--;
+		idle--;
+	} else if (cur <= m.m_target)
+		m.m_shrink_now = 0;
+
+	/* Grow: up to the target at once; past it, ramp up while nothing is idle. */
+	want = cur < m.m_target ? m.m_target - cur : 0;
+	if (want == 0 && idle == 0 && starting == 0 && cur > 0) {
+		want = m.m_ramp;
+		m.m_ramp = m.m_ramp < RAMP_MAX ? m.m_ramp * 2 : RAMP_MAX;
+	} else if (idle > 0)
+		m.m_ramp = 1;
+	/* Workers of older generations on their way out do not count against the maximum. */
+	if (cur + want > cfg.cf_max_workers)
+		want = cfg.cf_max_workers - cur;
+	if (now < m.m_respawn_at)
+		return;
+	while (want-- > 0)
+		if (spawn(now) == -1)
+			break;
+}
+
+/* ---- stopping -------------------------------------------------------------------------- */
+
+static void finish(int64_t now)
+{
+	aggregate_drain();
+	if (cfg.cf_dump_interval_ms > 0)
+		dump_write(now);
+	log_info("stopped");
+	exit(0);
+}
+
+/* TERM/INT: keep serving for --drain-delay, then every worker finishes what it has, for at
+ * most --drain-timeout; what is left is killed.  A second signal skips the wait. */
+static void stop(int64_t now, int again)
+{
+	unsigned i;
+
+	if (!m.m_stopping) {
+		m.m_stopping = 1;
+		m.m_drain_at = now + cfg.cf_drain_delay_ms * NS_PER_MS;
+		m.m_kill_at = m.m_drain_at + cfg.cf_drain_ms * NS_PER_MS;
+		log_info("stopping: draining for up to %.1fs",
+		    (double)(cfg.cf_drain_delay_ms + cfg.cf_drain_ms) / 1000);
+	} else if (again) {
+		log_info("stopping now");
+		m.m_drain_at = m.m_kill_at = now;
+	}
+	if (!m.m_quit_sent && now >= m.m_drain_at) {
+		m.m_quit_sent = 1;
+		for (i = 0; i < m.m_nslots; i++)
+			tell_to_leave(i, now);
+	}
+	if (m.m_quit_sent && now >= m.m_kill_at) {
+		for (i = 0; i < m.m_nslots; i++)
+			if (m.m_slots[i].ms_pid)
+				log_warnx("worker %u (pid %ld) still busy after --drain-timeout: killing it",
+				    i, (long)m.m_slots[i].ms_pid);
+		kill_all();
+		while (live_workers() > 0) {
+			int status;
+			pid_t pid = waitpid(-1, &status, 0);
+
+			if (pid > 0)
+				reaped(pid, status, now);
+			else if (errno != EINTR)
+				break;
+		}
+	}
+	if (m.m_quit_sent && live_workers() == 0)
+		finish(now);
+}
+
+/* ---- the loop -------------------------------------------------------------------------- */
+
+static int64_t earliest(int64_t a, int64_t b)
+{
+	return b > 0 && b < a ? b : a;
+}
+
+static void master_loop(void)
+{
+	struct pollfd pfd[1];
+	struct flags f;
+	int64_t now, wake;
+	size_t drained;
+
+	for (;;) {
+		now = clock_mono_ns();
+		wake = m.m_next_drain;
+		if (cfg.cf_dump_interval_ms > 0)
+			wake = earliest(wake, m.m_next_dump);
+		if (m.m_stopping)
+			wake = earliest(wake, m.m_quit_sent ? m.m_kill_at : m.m_drain_at);
+		if (m.m_respawn_at > now)
+			wake = earliest(wake, m.m_respawn_at);
+		pfd[0].fd = m.m_sig_r;
+		pfd[0].events = POLLIN;
+		if (poll(pfd, 1, clock_poll_ms(wake, now, 1000)) == -1 && errno != EINTR)
+			fatal("poll");
+		now = clock_mono_ns();
+		take_signals(&f);
+
+		if (f.f_chld)
+			reap(now);
+		if (f.f_stop || m.m_stopping)
+			stop(now, f.f_stop && m.m_stopping);
+		if (f.f_hup && !m.m_stopping) {
+			m.m_gen++;
+			log_info("rotating workers (generation %u)", m.m_gen);
+		}
+		if (f.f_ttin && m.m_target < cfg.cf_max_workers) {
+			m.m_target += (unsigned)f.f_ttin;
+			if (m.m_target > cfg.cf_max_workers)
+				m.m_target = cfg.cf_max_workers;
+			log_info("workers: at least %u", m.m_target);
+		}
+		if (f.f_ttou && m.m_target > 1) {
+			m.m_target = (unsigned)f.f_ttou < m.m_target ? m.m_target - (unsigned)f.f_ttou : 1;
+			m.m_shrink_now += (unsigned)f.f_ttou;
+			log_info("workers: at least %u", m.m_target);
+		}
+		if (!m.m_quit_sent)
+			pool(now);
+
+		if (now >= m.m_next_drain) {
+			drained = aggregate_drain();
+			m.m_next_drain = now + (drained ? TICK_BUSY_MS : TICK_IDLE_MS) * NS_PER_MS;
+		}
+		if (cfg.cf_dump_interval_ms > 0 && (now >= m.m_next_dump || f.f_usr1)) {
+			aggregate_drain();
+			dump_write(now);
+			if (now >= m.m_next_dump)
+				m.m_next_dump = now + cfg.cf_dump_interval_ms * NS_PER_MS;
+		} else if (f.f_usr1) {
+			aggregate_drain();
+			dump_write(now);
+		}
+	}
+}
+
+/* ---- start-up -------------------------------------------------------------------------- */
+
+static int make_pipe(int fds[2], int nonblock)
+{
+	if (pipe(fds) == -1)
+		return -1;
+	if (net_set_cloexec(fds[0]) == -1 || net_set_cloexec(fds[1]) == -1)
+		return -1;
+	if (nonblock && (net_set_nonblock(fds[0], 1) == -1 || net_set_nonblock(fds[1], 1) == -1))
+		return -1;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	char err[512];
+	int fds[2];
+	int64_t now;
+
+	switch (config_parse(&cfg, argc, argv, err, sizeof(err))) {
+	case CONFIG_EXIT:
+		return 0;
+	case CONFIG_ERROR:
+		fprintf(stderr, "sidemeter: %s\n", err);
+		return 2;
+	case CONFIG_OK:
+		break;
+	}
+	if (cfg.cf_check) {
+		config_print(&cfg, STDOUT_FILENO);
+		return 0;
+	}
+	log_set_role("master", -1);
+
+	m.m_listen_fd = net_listen(&cfg.cf_listen, (int)cfg.cf_backlog, err, sizeof(err));
+	if (m.m_listen_fd == -1)
+		fatalx("%s", err);
+#if defined(__linux__)
+	/* Idle workers wake from accept() every second (see worker.c). */
+	if (net_set_timeouts(m.m_listen_fd, 1000, 0) == -1)
+		fatal("setsockopt SO_RCVTIMEO on %s", cfg.cf_listen.na_text);
+#else
+	if (net_set_nonblock(m.m_listen_fd, 1) == -1)
+		fatal("fcntl O_NONBLOCK on %s", cfg.cf_listen.na_text);
+#endif
+
+	/* Room for a full pool and a full pool of replacements during a rotation. */
+	m.m_nslots = 2 * cfg.cf_max_workers;
+	m.m_shm = shm_stats_map(m.m_nslots, err, sizeof(err));
+	if (m.m_shm == NULL)
+		fatalx("%s", err);
+	m.m_slots = calloc(m.m_nslots, sizeof(*m.m_slots));
+	if (m.m_slots == NULL)
+		fatal("calloc");
+	aggregate_init(m.m_shm, &cfg);
+
+	if (make_pipe(fds, 0) == -1)
+		fatal("pipe");
+	m.m_alive_r = fds[0];
+	m.m_alive_w = fds[1];
+	if (make_pipe(fds, 1) == -1)
+		fatal("pipe");
+	m.m_sig_r = fds[0];
+	m.m_sig_w = fds[1];
+	setup_signals();
+
+	m.m_target = cfg.cf_workers;
+	m.m_ramp = 1;
+	now = clock_mono_ns();
+	m.m_next_drain = now;
+	m.m_next_dump = now + cfg.cf_dump_interval_ms * NS_PER_MS;
+	dump_init(now);
+	log_info("sidemeter %s: %s -> %s, %s mode, %u-%u workers, metrics %s", SIDEMETER_VERSION,
+	    cfg.cf_listen.na_text, cfg.cf_upstream.na_text,
+	    cfg.cf_mode == MODE_HTTP ? "http" : "tcp", cfg.cf_workers, cfg.cf_max_workers,
+	    cfg.cf_metrics_on ? cfg.cf_metrics.na_text : "off");
+	fflush(NULL);
+	master_loop();
+	return 0;
+}

@@ -1,0 +1,164 @@
+/* shm_stats.c: the shared-memory region: mapping it, and the single-writer ring, counters
+ * and tables of each worker slot (layout and rules in include/shm_stats.h). */
+#if defined(__linux__)
+#define _DEFAULT_SOURCE		/* MAP_ANONYMOUS */
+#endif
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "shm_stats.h"
+
+#if !defined(MAP_ANONYMOUS) && defined(MAP_ANON)
+#define MAP_ANONYMOUS MAP_ANON
+#endif
+
+struct shm_header *shm_stats_map(unsigned nslots, char *err, size_t errlen)
+{
+	size_t size = SHM_PAGE + (size_t)nslots * sizeof(struct shm_slot);
+	struct shm_header *sh;
+
+#if defined(MAP_ANONYMOUS)
+	sh = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+#else
+#error "no anonymous shared mappings on this system"
+#endif
+	if (sh == MAP_FAILED) {
+		snprintf(err, errlen, "mmap %zu bytes of shared memory: %s", size, strerror(errno));
+		return NULL;
+	}
+	sh->sh_magic = SHM_MAGIC;
+	sh->sh_version = SHM_VERSION;
+	sh->sh_nslots = nslots;
+	sh->sh_ring_cap = SHM_RING_CAP;
+	sh->sh_size = size;
+	sh->sh_slot_size = sizeof(struct shm_slot);
+	sh->sh_started = clock_mono_ns();
+	sh->sh_master_pid = (int32_t)getpid();
+	return sh;
+}
+
+/* ---- the worker side ---- */
+
+/* The worker's private index over its slot's request counts: open addressing from a key's
+ * hash to 1 + its position in sl_req (0: empty).  Rebuilt by each new occupant. */
+#define REQ_INDEX_SIZE (2 * SHM_REQ_CAP)
+static uint16_t req_index[REQ_INDEX_SIZE];
+
+static unsigned req_hash(uint32_t key)
+{
+	key *= 0x9e3779b1u;
+	return (key >> 16) & (REQ_INDEX_SIZE - 1);
+}
+
+static unsigned req_find(const struct shm_slot *sl, uint32_t key, int *found)
+{
+	unsigned h = req_hash(key);
+
+	for (;;) {
+		unsigned at = req_index[h];
+
+		if (at == 0) {
+			*found = 0;
+			return h;
+		}
+		if (atomic_load_explicit(&sl->sl_req[at - 1].rq_key, memory_order_relaxed) == key) {
+			*found = 1;
+			return at - 1;
+		}
+		h = (h + 1) & (REQ_INDEX_SIZE - 1);
+	}
+}
+
+void shm_stats_attach(struct shm_slot *sl)
+{
+	unsigned i, n = atomic_load_explicit(&sl->sl_nreq, memory_order_relaxed);
+	int found;
+
+	memset(req_index, 0, sizeof(req_index));
+	for (i = 0; i < n; i++) {
+		uint32_t key = atomic_load_explicit(&sl->sl_req[i].rq_key, memory_order_relaxed);
+		unsigned h = req_find(sl, key, &found);
+
+		if (!found)
+			req_index[h] = (uint16_t)(i + 1);
+	}
+}
+
+void shm_stats_put(struct shm_slot *sl, const struct shm_record *r)
+{
+	uint64_t head = atomic_load_explicit(&sl->sl_head, memory_order_relaxed);
+	uint64_t tail = atomic_load_explicit(&sl->sl_tail, memory_order_acquire);
+
+	if (head - tail >= SHM_RING_CAP) {
+		shm_stats_add(sl, CTR_RING_DROPPED, 1);
+		return;
+	}
+	sl->sl_ring[head & (SHM_RING_CAP - 1)] = *r;
+	/* Written first, published last. */
+	atomic_store_explicit(&sl->sl_head, head + 1, memory_order_release);
+}
+
+/* A new key takes the next free entry.  Past three quarters full, new routes fold into
+ * "other" so that every method and code can still be told apart; a full table counts the
+ * request without labels (the total stays exact either way). */
+void shm_stats_count_request(struct shm_slot *sl, unsigned route, enum http_method m,
+    unsigned code)
+{
+	uint32_t key = SHM_REQ_KEY(route, m, code);
+	unsigned at, n;
+	int found;
+
+	at = req_find(sl, key, &found);
+	if (!found) {
+		n = atomic_load_explicit(&sl->sl_nreq, memory_order_relaxed);
+		if (n >= SHM_REQ_CAP * 3 / 4 && route != SHM_ROUTE_OTHER) {
+			shm_stats_count_request(sl, SHM_ROUTE_OTHER, m, code);
+			return;
+		}
+		if (n >= SHM_REQ_CAP) {
+			shm_stats_add(sl, CTR_REQ_UNCLASSIFIED, 1);
+			return;
+		}
+		atomic_store_explicit(&sl->sl_req[n].rq_key, key, memory_order_relaxed);
+		atomic_store_explicit(&sl->sl_req[n].rq_count, 0, memory_order_relaxed);
+		atomic_store_explicit(&sl->sl_nreq, n + 1, memory_order_release);
+		req_index[at] = (uint16_t)(n + 1);
+		at = n;
+	}
+	atomic_store_explicit(&sl->sl_req[at].rq_count,
+	    atomic_load_explicit(&sl->sl_req[at].rq_count, memory_order_relaxed) + 1,
+	    memory_order_relaxed);
+}
+
+int shm_stats_route_add(struct shm_slot *sl, const char *name, size_t len, unsigned limit)
+{
+	unsigned n = atomic_load_explicit(&sl->sl_nroutes, memory_order_relaxed);
+
+	if (n == 0)
+		n = 1;		/* index 0 is "other", never stored */
+	if (n >= limit || n >= SHM_ROUTES || len >= SHM_ROUTE_LEN)
+		return -1;
+	memcpy(sl->sl_routes[n], name, len);
+	sl->sl_routes[n][len] = '\0';
+	atomic_store_explicit(&sl->sl_nroutes, n + 1, memory_order_release);
+	return (int)n;
+}
+
+/* ---- the master side ---- */
+
+size_t shm_stats_drain(struct shm_slot *sl, unsigned slot, shm_drain_fn *fn, void *ctx)
+{
+	uint64_t tail = atomic_load_explicit(&sl->sl_tail, memory_order_relaxed);
+	uint64_t head = atomic_load_explicit(&sl->sl_head, memory_order_acquire);
+	uint64_t i;
+
+	for (i = tail; i != head; i++)
+		fn(ctx, slot, &sl->sl_ring[i & (SHM_RING_CAP - 1)]);
+	/* Release: the worker may reuse these records only after we are done with them. */
+	atomic_store_explicit(&sl->sl_tail, head, memory_order_release);
+	return (size_t)(head - tail);
+}

@@ -1,0 +1,94 @@
+#!/usr/bin/env bats
+# The command line: --help, --version, --check, the environment, and every bad value.
+
+load helpers
+
+@test "--version prints the version" {
+	run "$SM_BIN" --version
+	assert_success
+	assert_output "sidemeter $(cat "$ROOT/VERSION")"
+}
+
+@test "--help lists every option with its environment variable" {
+	run "$SM_BIN" --help
+	assert_success
+	for opt in listen upstream workers max-workers metrics dump-interval dump-format mode \
+		connect-timeout idle-timeout drain-timeout check version help; do
+		assert_output --partial -- "--$opt"
+	done
+	assert_output --partial "SIDEMETER_DUMP_INTERVAL"
+}
+
+@test "--check prints the effective configuration and exits 0" {
+	run "$SM_BIN" --check --workers 3 --upstream localhost:9999
+	assert_success
+	assert_line --regexp '^workers += 3  \(flag\)$'
+	assert_line --regexp '^upstream += localhost:9999  \(flag\)$'
+	assert_line --regexp '^listen += 0\.0\.0\.0:8080  \(default\)$'
+}
+
+@test "every option comes from the environment, and a flag wins over it" {
+	SIDEMETER_WORKERS=7 SIDEMETER_DUMP_FORMAT=json SIDEMETER_IDLE_TIMEOUT=1.5 \
+		run "$SM_BIN" --check
+	assert_success
+	assert_line --regexp '^workers += 7  \(env\)$'
+	assert_line --regexp '^dump-format += json  \(env\)$'
+	assert_line --regexp '^idle-timeout += 1500ms  \(env\)$'
+	SIDEMETER_WORKERS=7 run "$SM_BIN" --check --workers 2
+	assert_success
+	assert_line --regexp '^workers += 2  \(flag\)$'
+	# a bad value in the environment is ignored when a flag overrides it
+	SIDEMETER_WORKERS=nope run "$SM_BIN" --check --workers 2
+	assert_success
+}
+
+# bad_value EXPECTED-MESSAGE ARGS...: exit 2, one line on stderr that names the problem, no
+# output on stdout, and nothing bound.
+bad_value() {
+	local want=$1
+	shift
+	run --separate-stderr "$SM_BIN" --listen "127.0.0.1:$SM_PORT" "$@"
+	expect_eq "exit status for $*" 2 "$status"
+	expect_eq "stdout for $*" "" "$output"
+	expect_eq "stderr lines for $*" 1 "$(printf '%s\n' "$stderr" | wc -l)"
+	[[ $stderr == *"$want"* ]] || { echo "stderr for $*: expected *$want*, got: $stderr" >&2; return 1; }
+	! port_open "$SM_PORT"
+}
+
+@test "bad flags and values: one line naming the problem, exit 2" {
+	bad_value "--listen: port 70000 is out of range (1-65535)" --listen 127.0.0.1:70000
+	bad_value "--workers: 0 is out of range (1-512)" --workers 0
+	bad_value "--upstream: cannot resolve 'no-such-host.invalid'" --upstream no-such-host.invalid:8087
+	bad_value "--dump-interval: '-1' is not a duration" --dump-interval -1
+	bad_value "--workers: '4x' is not a whole number" --workers 4x
+	bad_value "--connect-timeout: '5s5' is not a duration" --connect-timeout 5s5
+	bad_value "--upstream: port 'http' is not a number" --upstream 127.0.0.1:http
+	bad_value "--upstream: '127.0.0.1' has no :PORT" --upstream 127.0.0.1
+	bad_value "unknown option '--frobnicate'" --frobnicate
+	bad_value "--workers needs a value (N)" --workers
+	bad_value "--mode: 'udp' is not http or tcp" --mode udp
+	bad_value "--dump-format: 'xml' is not text or json" --dump-format xml
+	bad_value "--connect-timeout: 0 is out of range" --connect-timeout 0
+	bad_value "--max-workers 2 is below --workers 4" --workers 4 --max-workers 2
+	bad_value "--buckets: bounds must increase" --buckets 0.5,0.1
+	bad_value "--buckets: '0.1,,2' is not a list" --buckets 0.1,,2
+	bad_value "--route: '/a/*/b': * may only stand as the last segment" --route '/a/*/b'
+	bad_value "unexpected argument 'extra'" extra
+	bad_value "--version takes no value" --version=1
+	bad_value "--metrics and --listen are the same address" --metrics "127.0.0.1:$SM_PORT"
+}
+
+@test "a bad value in the environment names the variable" {
+	SIDEMETER_WORKERS=abc run --separate-stderr "$SM_BIN" --check
+	assert_failure 2
+	expect_eq stderr "sidemeter: SIDEMETER_WORKERS: 'abc' is not a whole number" "$stderr"
+}
+
+@test "a listen port in use: a clear error and a non-zero exit" {
+	spawn holder "$PY" -c "import socket, time
+s = socket.socket(); s.bind(('127.0.0.1', $SM_PORT)); s.listen(1); time.sleep(30)"
+	wait_port "$SM_PORT" "$holder_pid"
+	run --separate-stderr "$SM_BIN" --listen "127.0.0.1:$SM_PORT" --metrics off
+	assert_failure 1
+	[[ $stderr == *"bind 127.0.0.1:$SM_PORT: Address already in use"* ]]
+}

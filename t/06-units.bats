@@ -1,0 +1,20 @@
+#!/usr/bin/env bats
+# The C unit tests (built by make into the build folder), run one by one.
+
+load helpers
+
+unit() {
+	run "$SM_UNITS/unit_$1"
+	echo "$output"
+	assert_success
+	assert_output --regexp "$1: [0-9]+ checks, 0 failed"
+}
+
+@test "unit: the shared-memory ring, counters and tables" {
+	unit ring
+	echo "$output" | grep '^two processes' | sed 's/^/# /' >&3
+}
+
+@test "unit: histograms" {
+	unit hist
+}

@@ -1,0 +1,195 @@
+# t/helpers.bash: what every test file shares.  Real processes on loopback; every wait is
+# bounded and notices a dead process; everything a test starts is stopped by its pid.
+
+bats_require_minimum_version 1.5.0
+
+load /usr/lib/bats/bats-support/load
+load /usr/lib/bats/bats-assert/load
+
+ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+SM_BIN=${SM_BIN:-$ROOT/sidemeter}
+PY=${PY:-python3}
+
+# free_ports N: N distinct free loopback ports (all held at once while they are chosen).
+free_ports() {
+	"$PY" - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+
+# spawn NAME CMD...: run CMD in the background, output in $BATS_TEST_TMPDIR/NAME.{out,err},
+# without bats' fd 3 (a daemon holding it would keep bats waiting); sets NAME_pid.
+spawn() {
+	local name=$1
+	shift
+	"$@" >"$BATS_TEST_TMPDIR/$name.out" 2>"$BATS_TEST_TMPDIR/$name.err" 3>&- &
+	printf -v "${name}_pid" %s "$!"
+	echo "$! $name" >>"$BATS_TEST_TMPDIR/.pids"
+}
+
+# wait_until SECS CMD...: run CMD every 50 ms until it succeeds; fail after SECS.
+wait_until() {
+	local secs=$1 i
+	shift
+	for ((i = 0; i < secs * 20; i++)); do
+		"$@" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "not within ${secs}s: $*" >&2
+	return 1
+}
+
+# port_open PORT: something listens on PORT.  Read from the kernel's table rather than by
+# connecting, so that no test connection is ever counted.
+port_open() {
+	local hex
+	hex=$(printf ':%04X' "$1")
+	awk -v p="$hex" 'substr($2, length($2) - 4) == p && $4 == "0A" { f = 1 } END { exit !f }' \
+		/proc/net/tcp /proc/net/tcp6
+}
+
+# wait_port PORT [PID] [SECS]: until PORT listens; fail early if PID dies.
+wait_port() {
+	local port=$1 pid=${2:-} secs=${3:-10} i
+	for ((i = 0; i < secs * 20; i++)); do
+		port_open "$port" && return 0
+		if [[ -n $pid ]] && ! alive "$pid"; then
+			echo "process $pid ended before port $port opened" >&2
+			return 1
+		fi
+		sleep 0.05
+	done
+	echo "port $port did not open within ${secs}s" >&2
+	return 1
+}
+
+# alive PID: PID runs (a zombie has ended: this machine's PID 1 may be slow to reap it).
+alive() {
+	local st
+	st=$(awk '{ sub(/^.*\) /, ""); print $1 }' "/proc/$1/stat" 2>/dev/null) || return 1
+	[[ -n $st && $st != Z ]]
+}
+
+# wait_gone PID [SECS]: until PID has ended.
+wait_gone() {
+	local pid=$1 secs=${2:-10}
+	wait_until "$secs" eval "! alive $pid"
+}
+
+# stop_pid PID [SECS]: TERM, then KILL if it is still there after SECS.
+stop_pid() {
+	local pid=$1 secs=${2:-10}
+	alive "$pid" || return 0
+	kill -TERM "$pid" 2>/dev/null || return 0
+	wait_gone "$pid" "$secs" 2>/dev/null && return 0
+	kill -KILL "$pid" 2>/dev/null
+	wait_gone "$pid" 2 2>/dev/null
+}
+
+# children PID: the pids of PID's children.
+children() {
+	ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' '
+}
+
+# ---- the application and sidemeter -----------------------------------------------------
+
+# start_app [ROOT]: the scripted application on $UP_PORT, serving files from ROOT.
+start_app() {
+	spawn app "$PY" "$ROOT/t/upstreams/app.py" "$UP_PORT" "${1:-$BATS_TEST_TMPDIR}"
+	wait_port "$UP_PORT" "$app_pid"
+}
+
+# start_sm [ARGS...]: sidemeter on $SM_PORT in front of $UP_PORT, JSON dumps on request only.
+start_sm() {
+	spawn sm "$SM_BIN" --listen "127.0.0.1:$SM_PORT" --upstream "127.0.0.1:$UP_PORT" \
+		--metrics off --dump-interval 3600 --dump-format json "$@"
+	wait_port "$SM_PORT" "$sm_pid"
+	sm_workers_ready "${SM_WORKERS_WANTED:-1}"
+}
+
+# sm_workers_ready N: until the master has at least N children.
+sm_workers_ready() {
+	wait_until 10 eval "[ \$(children $sm_pid | wc -l) -ge $1 ]"
+}
+
+# sm_dump: ask for a dump now and wait for its line.
+sm_dump() {
+	local before
+	before=$(wc -l <"$BATS_TEST_TMPDIR/sm.out")
+	kill -USR1 "$sm_pid"
+	wait_until 5 eval "[ \$(wc -l < '$BATS_TEST_TMPDIR/sm.out') -gt $before ]"
+}
+
+# dump_total FIELD: FIELD summed over every JSON dump line so far (counters are per interval).
+dump_total() {
+	"$PY" -c '
+import json, sys
+total = 0
+for line in open(sys.argv[1]):
+    v = json.loads(line).get(sys.argv[2])
+    total += v if isinstance(v, (int, float)) else 0
+print(total)' "$BATS_TEST_TMPDIR/sm.out" "$1"
+}
+
+# dump_last FIELD: FIELD of the newest dump line.
+dump_last() {
+	"$PY" -c '
+import json, sys
+print(json.loads(open(sys.argv[1]).read().splitlines()[-1]).get(sys.argv[2]))' \
+		"$BATS_TEST_TMPDIR/sm.out" "$1"
+}
+
+# ---- assertions that say what was expected and what came ---------------------------------
+
+# expect_eq WHAT EXPECTED ACTUAL
+expect_eq() {
+	[[ "$2" == "$3" ]] && return 0
+	printf '%s: expected [%s], got [%s]\n' "$1" "$2" "$3" >&2
+	return 1
+}
+
+# expect_le WHAT LIMIT ACTUAL (numbers)
+expect_le() {
+	"$PY" -c 'import sys; sys.exit(0 if float(sys.argv[2]) <= float(sys.argv[1]) else 1)' "$2" "$3" && return 0
+	printf '%s: expected at most %s, got %s\n' "$1" "$2" "$3" >&2
+	return 1
+}
+
+# ---- set-up and tear-down ----------------------------------------------------------------
+
+common_setup() {
+	read -r SM_PORT UP_PORT MET_PORT <<<"$(free_ports 3)"
+	export SM_PORT UP_PORT MET_PORT
+	: >"$BATS_TEST_TMPDIR/.pids"
+}
+
+# Stop what the test started (newest first), then fail the test if a sidemeter log shows a
+# sanitizer report or a fatal error it did not expect.
+common_teardown() {
+	local pid name kids f
+	if [[ -f $BATS_TEST_TMPDIR/.pids ]]; then
+		while read -r pid name; do
+			kids=$(children "$pid")
+			stop_pid "$pid" 10
+			for k in $kids; do wait_gone "$k" 3 2>/dev/null || kill -KILL "$k" 2>/dev/null; done
+		done < <(tac "$BATS_TEST_TMPDIR/.pids")
+	fi
+	local pat='AddressSanitizer|LeakSanitizer|runtime error:'
+	[[ -n ${SM_EXPECT_FATAL:-} ]] || pat="$pat|fatal:"
+	for f in "$BATS_TEST_TMPDIR"/sm*.err; do
+		[[ -f $f ]] || continue
+		if grep -E "$pat" "$f" >&2; then
+			echo "sidemeter log $f shows an error (above)" >&2
+			return 1
+		fi
+	done
+}
+
+setup() { common_setup; }
+teardown() { common_teardown; }
