@@ -9,7 +9,7 @@
 struct net_addr {
 	struct sockaddr_storage na_ss;
 	socklen_t na_len;
-	char na_text[80];	/* as the user wrote it, for messages and --check */
+	char na_text[280];	/* as the user wrote it, for messages and --check */
 };
 
 /* Parse "HOST:PORT", "[V6]:PORT" or ":PORT"/"*:PORT" (passive only: the wildcard), resolving
