@@ -1,14 +1,33 @@
-/* aggregate.c: the master's aggregation: drains the rings into histograms and sums the
- * exact counters of every slot.  Only the master runs this code. */
+/* aggregate.c: the master's aggregation: drains the rings into histograms, sums the exact
+ * counters of every slot, and gives the routes the workers named one global number, capped
+ * at --max-routes (the rest are "other").  Only the master runs this code. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "aggregate.h"
 #include "clock.h"
+#include "log.h"
 
-#define X_METRIC_DEF(id, name, type, key, shape, help) { name, MT_##type, key, DUMP_##shape, help },
+#define X_METRIC_DEF(id, name, type, scope, key, shape, help) \
+	{ name, MT_##type, SCOPE_##scope, key, shape, help },
 const struct metric_def metric_defs[METRIC_MAX] = { METRIC_TABLE(X_METRIC_DEF) };
 
+const uint64_t aggregate_size_bounds[AG_SIZE_BOUNDS] = {
+	100, 1000, 10000, 100000, 1000000, 10000000, 100000000
+};
+
 struct aggregate agg;
+
+static struct route_agg *route_new(const char *name)
+{
+	struct route_agg *ra = calloc(1, sizeof(*ra));
+
+	if (ra == NULL)
+		fatal("calloc");
+	snprintf(ra->ra_name, sizeof(ra->ra_name), "%s", name);
+	return ra;
+}
 
 void aggregate_init(struct shm_header *sh, const struct config *cf)
 {
@@ -16,9 +35,16 @@ void aggregate_init(struct shm_header *sh, const struct config *cf)
 
 	memset(&agg, 0, sizeof(agg));
 	agg.ag_shm = sh;
+	agg.ag_max_routes = cf->cf_max_routes;
 	agg.ag_nbounds = cf->cf_nbuckets;
 	for (i = 0; i < cf->cf_nbuckets; i++)
 		agg.ag_bounds[i] = (uint64_t)(cf->cf_buckets[i] * 1e9 + 0.5);
+	/* Pages of the map are touched only for slots and routes in use. */
+	agg.ag_route_map = calloc((size_t)sh->sh_nslots * SHM_ROUTES, sizeof(uint16_t));
+	if (agg.ag_route_map == NULL)
+		fatal("calloc");
+	agg.ag_routes[SHM_ROUTE_OTHER] = route_new("other");
+	agg.ag_nroutes = 1;
 }
 
 void aggregate_use_slot(unsigned slot)
@@ -27,27 +53,95 @@ void aggregate_use_slot(unsigned slot)
 		agg.ag_nslots = slot + 1;
 }
 
+/* ---- routes ---- */
+
+/* The global number of a slot's route.  A name seen first is added while there is room;
+ * past --max-routes it is "other", for good. */
+static unsigned global_route(unsigned slot, unsigned local)
+{
+	uint16_t *m;
+	const struct shm_slot *sl;
+	unsigned r;
+
+	if (local == SHM_ROUTE_OTHER || local >= SHM_ROUTES)
+		return SHM_ROUTE_OTHER;
+	m = &agg.ag_route_map[(size_t)slot * SHM_ROUTES + local];
+	if (*m)
+		return *m - 1u;
+	sl = shm_stats_slot(agg.ag_shm, slot);
+	if (local >= atomic_load_explicit(&sl->sl_nroutes, memory_order_acquire))
+		return SHM_ROUTE_OTHER;		/* not published yet: should not happen */
+	for (r = 1; r < agg.ag_nroutes; r++)
+		if (strcmp(agg.ag_routes[r]->ra_name, sl->sl_routes[local]) == 0)
+			break;
+	if (r == agg.ag_nroutes) {
+		if (agg.ag_nroutes > agg.ag_max_routes)
+			r = SHM_ROUTE_OTHER;
+		else
+			agg.ag_routes[agg.ag_nroutes++] = route_new(sl->sl_routes[local]);
+	}
+	*m = (uint16_t)(r + 1);
+	return r;
+}
+
+const char *aggregate_route_name(unsigned r)
+{
+	return r < agg.ag_nroutes ? agg.ag_routes[r]->ra_name : "other";
+}
+
+/* ---- draining ---- */
+
 static uint64_t span(int64_t from, int64_t to)
 {
 	return from > 0 && to > from ? (uint64_t)(to - from) : 0;
 }
 
-static void add_both(struct hist h[2], struct hist_prom *hp, uint64_t v)
+static void add_both(struct hist h[2], uint64_t v)
 {
 	hist_add(&h[AG_TOTAL], v);
 	hist_add(&h[AG_INTERVAL], v);
-	hist_prom_add(hp, agg.ag_bounds, agg.ag_nbounds, v);
+}
+
+static void take_request(unsigned slot, const struct shm_record *r)
+{
+	struct route_agg *ra;
+	uint64_t dur;
+
+	if (r->r_reason != 0 || r->r_end == 0)
+		return;		/* cut short: counted, but it has no duration */
+	ra = agg.ag_routes[global_route(slot, r->r_route)];
+	dur = span(r->r_start, r->r_end);
+	add_both(agg.ag_req, dur);
+	add_both(ra->ra_dur, dur);
+	hist_prom_add(&ra->ra_dur_prom, agg.ag_bounds, agg.ag_nbounds, dur);
+	/* The application's time: from the request's end to the answer's start.  An answer
+	 * that came before the request ended took no waiting; ours took none of the app's. */
+	if (!(r->r_flags & REC_ANSWERED) && r->r_mid > 0 && r->r_first > 0) {
+		uint64_t app = span(r->r_mid, r->r_first);
+
+		add_both(agg.ag_app, app);
+		hist_prom_add(&ra->ra_app_prom, agg.ag_bounds, agg.ag_nbounds, app);
+	}
+	hist_prom_add(&agg.ag_req_size, aggregate_size_bounds, AG_SIZE_BOUNDS, r->r_bytes_in);
+	hist_prom_add(&agg.ag_resp_size, aggregate_size_bounds, AG_SIZE_BOUNDS, r->r_bytes_out);
 }
 
 static void take(void *ctx, unsigned slot, const struct shm_record *r)
 {
 	(void)ctx;
-	(void)slot;
 	agg.ag_records++;
 	if (r->r_kind == REC_CONN) {
-		if (r->r_mid > 0)
-			add_both(agg.ag_connect, &agg.ag_connect_prom, span(r->r_start, r->r_mid));
-		add_both(agg.ag_conn, &agg.ag_conn_prom, span(r->r_start, r->r_end));
+		if (r->r_mid > 0) {
+			uint64_t v = span(r->r_start, r->r_mid);
+
+			add_both(agg.ag_connect, v);
+			hist_prom_add(&agg.ag_connect_prom, agg.ag_bounds, agg.ag_nbounds, v);
+		}
+		add_both(agg.ag_conn, span(r->r_start, r->r_end));
+		hist_prom_add(&agg.ag_conn_prom, agg.ag_bounds, agg.ag_nbounds,
+		    span(r->r_start, r->r_end));
+	} else if (r->r_kind == REC_REQUEST) {
+		take_request(slot, r);
 	}
 }
 
@@ -60,6 +154,8 @@ size_t aggregate_drain(void)
 		n += shm_stats_drain(shm_stats_slot(agg.ag_shm, i), i, take, NULL);
 	return n;
 }
+
+/* ---- counters ---- */
 
 void aggregate_counters(uint64_t ctr[CTR_MAX])
 {
@@ -74,6 +170,24 @@ void aggregate_counters(uint64_t ctr[CTR_MAX])
 	}
 }
 
+void aggregate_requests(aggregate_request_fn *fn, void *ctx)
+{
+	unsigned i, k, n;
+
+	for (i = 0; i < agg.ag_nslots; i++) {
+		const struct shm_slot *sl = shm_stats_slot(agg.ag_shm, i);
+
+		n = atomic_load_explicit(&sl->sl_nreq, memory_order_acquire);
+		for (k = 0; k < n; k++) {
+			uint32_t key = atomic_load_explicit(&sl->sl_req[k].rq_key, memory_order_relaxed);
+			uint64_t count = atomic_load_explicit(&sl->sl_req[k].rq_count, memory_order_relaxed);
+
+			fn(ctx, global_route(i, SHM_REQ_ROUTE(key)), SHM_REQ_METHOD(key),
+			    SHM_REQ_CODE(key), count);
+		}
+	}
+}
+
 static uint64_t sum(const uint64_t *ctr, unsigned first, unsigned n)
 {
 	uint64_t s = 0;
@@ -81,6 +195,14 @@ static uint64_t sum(const uint64_t *ctr, unsigned first, unsigned n)
 	while (n--)
 		s += ctr[first++];
 	return s;
+}
+
+static void add_count(void *ctx, unsigned route, unsigned method, unsigned code, uint64_t n)
+{
+	(void)route;
+	(void)method;
+	(void)code;
+	*(uint64_t *)ctx += n;
 }
 
 void aggregate_pool(struct pool_view *pv)
@@ -105,6 +227,7 @@ void aggregate_pool(struct pool_view *pv)
 uint64_t aggregate_total(enum metric_id id, const uint64_t ctr[CTR_MAX])
 {
 	struct pool_view pv;
+	uint64_t n = 0;
 
 	switch (id) {
 	case METRIC_CONNECTIONS:
@@ -116,6 +239,15 @@ uint64_t aggregate_total(enum metric_id id, const uint64_t ctr[CTR_MAX])
 		return ctr[CTR_BYTES_IN];
 	case METRIC_SENT_BYTES:
 		return ctr[CTR_BYTES_OUT];
+	case METRIC_HTTP_REQUESTS:
+		aggregate_requests(add_count, &n);
+		return n + ctr[CTR_REQ_UNCLASSIFIED];
+	case METRIC_HTTP_INCOMPLETE:
+		return sum(ctr, CTR_INCOMPLETE, INCOMPLETE_MAX);
+	case METRIC_OPAQUE:
+		return sum(ctr, CTR_OPAQUE, OPAQUE_MAX);
+	case METRIC_TUNNELS:
+		return ctr[CTR_TUNNELS];
 	case METRIC_UPSTREAM_ERRORS:
 		return sum(ctr, CTR_UPSTREAM, UPSTREAM_MAX);
 	case METRIC_ACCEPT_ERRORS:
@@ -132,13 +264,17 @@ uint64_t aggregate_total(enum metric_id id, const uint64_t ctr[CTR_MAX])
 	}
 }
 
-const struct hist *aggregate_interval(enum metric_id id)
+const struct hist *aggregate_hist(enum metric_id id, int which)
 {
 	switch (id) {
 	case METRIC_CONNECT_DURATION:
-		return &agg.ag_connect[AG_INTERVAL];
+		return &agg.ag_connect[which];
 	case METRIC_CONNECTION_DURATION:
-		return &agg.ag_conn[AG_INTERVAL];
+		return &agg.ag_conn[which];
+	case METRIC_HTTP_REQUEST_DURATION:
+		return &agg.ag_req[which];
+	case METRIC_HTTP_UPSTREAM_DURATION:
+		return &agg.ag_app[which];
 	default:
 		return NULL;
 	}
@@ -146,6 +282,12 @@ const struct hist *aggregate_interval(enum metric_id id)
 
 void aggregate_interval_reset(void)
 {
+	unsigned r;
+
 	hist_reset(&agg.ag_connect[AG_INTERVAL]);
 	hist_reset(&agg.ag_conn[AG_INTERVAL]);
+	hist_reset(&agg.ag_req[AG_INTERVAL]);
+	hist_reset(&agg.ag_app[AG_INTERVAL]);
+	for (r = 0; r < agg.ag_nroutes; r++)
+		hist_reset(&agg.ag_routes[r]->ra_dur[AG_INTERVAL]);
 }

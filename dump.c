@@ -13,7 +13,7 @@
 #include "dump.h"
 #include "log.h"
 
-#define DUMP_LINE_MAX 16384
+#define DUMP_LINE_MAX 131072	/* room for every route of the interval in JSON */
 
 struct line {
 	char l_buf[DUMP_LINE_MAX];
@@ -24,17 +24,6 @@ struct line {
 
 static uint64_t dump_prev[METRIC_MAX];
 static int64_t dump_since;
-
-void dump_init(int64_t now)
-{
-	uint64_t ctr[CTR_MAX];
-	unsigned m;
-
-	aggregate_counters(ctr);
-	for (m = 0; m < METRIC_MAX; m++)
-		dump_prev[m] = aggregate_total((enum metric_id)m, ctr);
-	dump_since = now;
-}
 
 static void put(struct line *l, const char *fmt, ...) LOG_PRINTF(2, 3);
 
@@ -92,6 +81,115 @@ static void percentiles(struct line *l, const char *k, const struct hist *h)
 		put(l, "}");
 }
 
+/* Status classes: the increase since the last line, by first digit. */
+static uint64_t class_prev[10];
+
+static void count_class(void *ctx, unsigned route, unsigned method, unsigned code, uint64_t n)
+{
+	(void)route;
+	(void)method;
+	((uint64_t *)ctx)[code / 100 % 10] += n;
+}
+
+static void codes(struct line *l)
+{
+	uint64_t now[10] = { 0 };
+	unsigned c;
+
+	aggregate_requests(count_class, now);
+	if (l->l_json)
+		put(l, ",\"codes\":{");
+	for (c = 1; c < 10; c++) {
+		uint64_t v = now[c] - class_prev[c];
+
+		class_prev[c] = now[c];
+		if (c > 5 && v == 0)
+			continue;	/* codes past 5xx are rare: shown only when they came */
+		if (l->l_json)
+			put(l, "%s\"%ux\":%llu", c > 1 ? "," : "", c, (unsigned long long)v);
+		else
+			put(l, " %uxx=%llu", c, (unsigned long long)v);
+	}
+	if (l->l_json)
+		put(l, "}");
+}
+
+/* The interval's routes by their number of samples, busiest first. */
+static unsigned routes_by_count(unsigned *order)
+{
+	unsigned r, n = 0, i;
+
+	for (r = 0; r < agg.ag_nroutes; r++) {
+		uint64_t c = agg.ag_routes[r]->ra_dur[AG_INTERVAL].h_count;
+
+		if (c == 0)
+			continue;
+		for (i = n++; i > 0 && agg.ag_routes[order[i - 1]]->ra_dur[AG_INTERVAL].h_count < c; i--)
+			order[i] = order[i - 1];
+		order[i] = r;
+	}
+	return n;
+}
+
+static void routes(struct line *l)
+{
+	static unsigned order[AG_ROUTES], slow[AG_ROUTES];
+	unsigned n = routes_by_count(order), i, k;
+
+	if (l->l_json) {
+		put(l, ",\"routes\":[");
+		for (i = 0; i < n; i++) {
+			const struct route_agg *ra = agg.ag_routes[order[i]];
+			const struct hist *h = &ra->ra_dur[AG_INTERVAL];
+
+			put(l, "%s{\"route\":\"%s\",\"count\":%llu,\"p50_ms\":", i ? "," : "",
+			    ra->ra_name, (unsigned long long)h->h_count);
+			ms(l, hist_quantile(h, 0.5));
+			put(l, ",\"p99_ms\":");
+			ms(l, hist_quantile(h, 0.99));
+			put(l, ",\"max_ms\":");
+			ms(l, h->h_max);
+			put(l, "}");
+		}
+		put(l, "]");
+		return;
+	}
+	put(l, " top=");
+	for (i = 0; i < n && i < 3; i++)
+		put(l, "%s%s:%llu", i ? "," : "", agg.ag_routes[order[i]]->ra_name,
+		    (unsigned long long)agg.ag_routes[order[i]]->ra_dur[AG_INTERVAL].h_count);
+	if (n == 0)
+		put(l, "-");
+	/* the slowest three by p99 */
+	for (i = 0; i < n; i++) {
+		uint64_t p = hist_quantile(&agg.ag_routes[order[i]]->ra_dur[AG_INTERVAL], 0.99);
+
+		for (k = i; k > 0 && hist_quantile(&agg.ag_routes[slow[k - 1]]->ra_dur[AG_INTERVAL], 0.99) < p; k--)
+			slow[k] = slow[k - 1];
+		slow[k] = order[i];
+	}
+	put(l, " slow=");
+	for (i = 0; i < n && i < 3; i++) {
+		put(l, "%s%s:", i ? "," : "", agg.ag_routes[slow[i]]->ra_name);
+		ms(l, hist_quantile(&agg.ag_routes[slow[i]]->ra_dur[AG_INTERVAL], 0.99));
+		put(l, "ms");
+	}
+	if (n == 0)
+		put(l, "-");
+}
+
+void dump_init(int64_t now)
+{
+	uint64_t ctr[CTR_MAX];
+	unsigned m;
+
+	aggregate_counters(ctr);
+	for (m = 0; m < METRIC_MAX; m++)
+		dump_prev[m] = aggregate_total((enum metric_id)m, ctr);
+	aggregate_requests(count_class, class_prev);
+	dump_since = now;
+}
+
 void dump_write(int64_t now)
 {
 	static struct line line;
@@ -102,7 +200,7 @@ void dump_write(int64_t now)
 	struct timespec ts;
 	struct tm tm;
 	char when[32];
-	unsigned m;
+	unsigned m, shape;
 
 	l->l_len = 0;
 	l->l_fields = 0;
@@ -125,27 +223,28 @@ void dump_write(int64_t now)
 		cur = aggregate_total((enum metric_id)m, ctr);
 		v = cur - dump_prev[m];
 		dump_prev[m] = cur;
-		switch (md->md_shape) {
-		case DUMP_NONE:
-			break;
-		case DUMP_SUM:
+		shape = md->md_shape;
+		if (md->md_scope == SCOPE_HTTP && cfg.cf_mode != MODE_HTTP)
+			continue;
+		if (shape & DUMP_SUM) {
 			key(l, md->md_key, "");
 			put(l, "%llu", (unsigned long long)v);
-			break;
-		case DUMP_RATE:
-			key(l, md->md_key, "");
-			put(l, "%llu", (unsigned long long)v);
+		}
+		if (shape & DUMP_RATE) {
 			key(l, md->md_key, "_per_s");
 			put(l, "%.1f", (double)v / secs);
-			break;
-		case DUMP_VALUE:
+		}
+		if (shape & DUMP_CODES)
+			codes(l);
+		if (shape & DUMP_VALUE) {
 			key(l, md->md_key, "");
 			put(l, "%llu", (unsigned long long)cur);
-			break;
-		case DUMP_PCT:
-			percentiles(l, md->md_key, aggregate_interval((enum metric_id)m));
-			break;
-		case DUMP_POOL:
+		}
+		if (shape & DUMP_PCT)
+			percentiles(l, md->md_key, aggregate_hist((enum metric_id)m, AG_INTERVAL));
+		if (shape & DUMP_ROUTES)
+			routes(l);
+		if (shape & DUMP_POOL) {
 			aggregate_pool(&pv);
 			if (l->l_json) {
 				key(l, md->md_key, "_busy");
@@ -156,7 +255,6 @@ void dump_write(int64_t now)
 				key(l, md->md_key, "");
 				put(l, "%u/%u", pv.pv_state[WORKER_BUSY], pv.pv_live);
 			}
-			break;
 		}
 	}
 	if (l->l_json)

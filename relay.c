@@ -93,7 +93,9 @@ static int read_dir(struct relay *rl, int d, int64_t now)
 		rd->rd_eof = 1;
 		if (rl->rl_first_eof < 0)
 			rl->rl_first_eof = d;
-		rl->rl_ops->ro_eof(rl->rl_ctx, d, now);
+		stop = rl->rl_ops->ro_eof(rl->rl_ctx, d, now);
+		if (stop)
+			return stop;
 		flush_dir(rl, d);	/* nothing pending: just passes the half-close on */
 		return 0;
 	}
@@ -102,18 +104,29 @@ static int read_dir(struct relay *rl, int d, int64_t now)
 	return (int)(peer_gone(errno) ? side_error(d) : CLOSE_ERROR) + 1;
 }
 
-enum close_reason relay_pump(struct relay *rl)
+void relay_init(struct relay *rl, int client_fd, int upstream_fd, int watch,
+    const struct relay_ops *ops, void *ctx)
 {
-	struct pollfd pfd[3];
-	int64_t now, deadline;
-	int d, stop, rc, nfds;
+	int d;
 
+	rl->rl_fd[RELAY_CLIENT] = client_fd;
+	rl->rl_fd[RELAY_UPSTREAM] = upstream_fd;
+	rl->rl_watch = watch;
+	rl->rl_ops = ops;
+	rl->rl_ctx = ctx;
 	rl->rl_first_eof = -1;
 	for (d = 0; d < 2; d++) {
 		rl->rl_dir[d].rd_off = rl->rl_dir[d].rd_len = 0;
 		rl->rl_dir[d].rd_eof = rl->rl_dir[d].rd_shut = 0;
 		rl->rl_bytes[d] = 0;
 	}
+}
+
+enum close_reason relay_pump(struct relay *rl)
+{
+	struct pollfd pfd[3];
+	int64_t now, deadline;
+	int d, stop, rc, nfds;
 
 	for (;;) {
 		if (rl->rl_dir[0].rd_shut && rl->rl_dir[1].rd_shut)

@@ -1,5 +1,6 @@
 /* aggregate.h: the master's picture of the traffic, built from the workers' slots: exact
- * counters summed over slots, and histograms fed by draining every ring. */
+ * counters and request counts summed over slots, and histograms fed by draining every
+ * ring.  Routes are numbered per slot by the workers; here they get one global number. */
 #ifndef SIDEMETER_AGGREGATE_H
 #define SIDEMETER_AGGREGATE_H
 
@@ -13,10 +14,21 @@
 
 #define AG_TOTAL 0		/* since start */
 #define AG_INTERVAL 1		/* since the last dump */
+#define AG_ROUTES (CONFIG_MAX_ROUTES + 1)	/* with "other" at 0 */
+#define AG_SIZE_BOUNDS 7	/* request/response size buckets: 100 B ... 100 MB */
+
+/* One route's latency, from the samples the rings carried. */
+struct route_agg {
+	char ra_name[SHM_ROUTE_LEN];
+	struct hist ra_dur[2];			/* exchange duration: since start, interval */
+	struct hist_prom ra_dur_prom;
+	struct hist_prom ra_app_prom;		/* the application's time to answer */
+};
 
 struct aggregate {
 	struct shm_header *ag_shm;
 	unsigned ag_nslots;		/* slots ever used: only these are read */
+	unsigned ag_max_routes;		/* --max-routes */
 	uint64_t ag_restarts;		/* kept by the master */
 	uint64_t ag_records;		/* records drained */
 	unsigned ag_nbounds;
@@ -26,9 +38,18 @@ struct aggregate {
 	struct hist ag_conn[2];
 	struct hist_prom ag_connect_prom;
 	struct hist_prom ag_conn_prom;
+	/* from request records */
+	struct hist ag_req[2];			/* all routes: exchange duration */
+	struct hist ag_app[2];			/* all routes: the application's time */
+	struct hist_prom ag_req_size;		/* bytes, AG_SIZE_BOUNDS */
+	struct hist_prom ag_resp_size;
+	unsigned ag_nroutes;
+	struct route_agg *ag_routes[AG_ROUTES];
+	uint16_t *ag_route_map;		/* [slot][slot's route] -> 1 + global route, 0: unknown */
 };
 
 extern struct aggregate agg;
+extern const uint64_t aggregate_size_bounds[AG_SIZE_BOUNDS];
 
 struct pool_view {
 	unsigned pv_state[WORKER_STATE_MAX];	/* workers by state */
@@ -51,8 +72,18 @@ void aggregate_counters(uint64_t ctr[CTR_MAX]);
 /* A counter or gauge metric summed over its labels, from counters summed by the above. */
 uint64_t aggregate_total(enum metric_id id, const uint64_t ctr[CTR_MAX]);
 
-/* A histogram metric's interval histogram (NULL if the metric has none). */
-const struct hist *aggregate_interval(enum metric_id id);
+/* Every slot's exact request counts, by global route: fn is called once per slot entry, so
+ * the same labels may come more than once (from different slots). */
+typedef void aggregate_request_fn(void *ctx, unsigned route, unsigned method, unsigned code,
+    uint64_t count);
+void aggregate_requests(aggregate_request_fn *fn, void *ctx);
+
+/* The name of global route r. */
+const char *aggregate_route_name(unsigned r);
+
+/* A histogram metric's all-routes histogram, since start or for the interval (NULL if it
+ * has none). */
+const struct hist *aggregate_hist(enum metric_id id, int which);
 
 /* Start a new interval. */
 void aggregate_interval_reset(void);

@@ -1,52 +1,84 @@
 /* metric_table.h: every metric, once.  The Prometheus page, the JSON dump and the text dump
  * are all driven by this table, so they cannot disagree on a name or a meaning.
  *
- * Columns: id, name, type, dump key, dump shape, help.
+ * Columns: id, name, type, scope, dump key, dump shape, help.
+ *   scope:      ANY, or HTTP for what only --mode http measures
  *   dump key:   the field's name in the summary line ("" when it is not in the line)
- *   dump shape: SUM   the counter's increase over the interval (all labels together)
- *               RATE  as SUM, plus the increase per second as KEY_per_s
- *               VALUE the gauge's value now
- *               PCT   p50/p90/p99/max of the interval, in milliseconds, as KEY_ms
- *               POOL  busy and total workers
- *               NONE  not in the line */
+ *   dump shape: a sum of
+ *               SUM    the counter's increase over the interval (all labels together)
+ *               RATE   that increase per second, as KEY_per_s
+ *               VALUE  the gauge's value now
+ *               PCT    p50/p90/p99/max of the interval, in milliseconds, as KEY_ms
+ *               POOL   busy and total workers
+ *               CODES  the increase by status class (1xx ... 5xx)
+ *               ROUTES the routes of the interval (text: the top ones; JSON: all) */
 #ifndef SIDEMETER_METRIC_TABLE_H
 #define SIDEMETER_METRIC_TABLE_H
 
 #define METRIC_TABLE(X)                                                                    \
-	X(CONNECTIONS, "sidemeter_connections_total", COUNTER, "conns", RATE,              \
+	X(CONNECTIONS, "sidemeter_connections_total", COUNTER, ANY, "conns", DUMP_SUM | DUMP_RATE, \
 	    "Client connections that ended, by how they ended.")                           \
-	X(CONNECTIONS_ACTIVE, "sidemeter_connections_active", GAUGE, "active", VALUE,      \
+	X(CONNECTIONS_ACTIVE, "sidemeter_connections_active", GAUGE, ANY, "active", DUMP_VALUE,  \
 	    "Client connections open now.")                                                \
-	X(RECEIVED_BYTES, "sidemeter_received_bytes_total", COUNTER, "in_bytes", SUM,      \
+	X(RECEIVED_BYTES, "sidemeter_received_bytes_total", COUNTER, ANY, "in_bytes", DUMP_SUM,  \
 	    "Bytes relayed from clients to the application.")                              \
-	X(SENT_BYTES, "sidemeter_sent_bytes_total", COUNTER, "out_bytes", SUM,             \
+	X(SENT_BYTES, "sidemeter_sent_bytes_total", COUNTER, ANY, "out_bytes", DUMP_SUM,         \
 	    "Bytes relayed from the application to clients.")                              \
-	X(CONNECT_DURATION, "sidemeter_upstream_connect_duration_seconds", HISTOGRAM,      \
-	    "connect", PCT, "Time to open the connection to the application.")            \
-	X(CONNECTION_DURATION, "sidemeter_connection_duration_seconds", HISTOGRAM, "conn",  \
-	    PCT, "Client connection lifetime, from accept to close.")                      \
-	X(UPSTREAM_ERRORS, "sidemeter_upstream_errors_total", COUNTER, "upstream_errors",  \
-	    SUM, "Failures to reach or hear from the application, by reason.")            \
-	X(ACCEPT_ERRORS, "sidemeter_accept_errors_total", COUNTER, "accept_errors", SUM,   \
-	    "accept() failures, by reason (emfile: out of descriptors).")                 \
-	X(WORKERS, "sidemeter_workers", GAUGE, "workers", POOL,                            \
+	X(CONNECT_DURATION, "sidemeter_upstream_connect_duration_seconds", HISTOGRAM, ANY,  \
+	    "connect", DUMP_PCT, "Time to open the connection to the application.")            \
+	X(CONNECTION_DURATION, "sidemeter_connection_duration_seconds", HISTOGRAM, ANY,     \
+	    "conn", DUMP_PCT, "Client connection lifetime, from accept to close.")              \
+	X(HTTP_REQUESTS, "sidemeter_http_requests_total", COUNTER, HTTP, "reqs",            \
+	    DUMP_SUM | DUMP_RATE | DUMP_CODES,                                                  \
+	    "HTTP requests that got their final answer, by method, status code and route.") \
+	X(HTTP_REQUEST_DURATION, "sidemeter_http_request_duration_seconds", HISTOGRAM, HTTP, \
+	    "req", DUMP_PCT | DUMP_ROUTES,                                                      \
+	    "Time of a whole exchange, from the request's first byte to the answer's last, by route.") \
+	X(HTTP_UPSTREAM_DURATION, "sidemeter_http_upstream_duration_seconds", HISTOGRAM,    \
+	    HTTP, "app", DUMP_PCT,                                                              \
+	    "Time the application took to start answering, from the request's last byte to the answer's first, by route.") \
+	X(HTTP_REQUEST_SIZE, "sidemeter_http_request_size_bytes", HISTOGRAM, HTTP, "", DUMP_NONE, \
+	    "Request body sizes.")                                                         \
+	X(HTTP_RESPONSE_SIZE, "sidemeter_http_response_size_bytes", HISTOGRAM, HTTP, "",    \
+	    DUMP_NONE, "Response body sizes.")                                                  \
+	X(HTTP_INCOMPLETE, "sidemeter_http_requests_incomplete_total", COUNTER, HTTP,       \
+	    "incomplete", DUMP_SUM, "HTTP requests cut short before their answer was complete, by reason.") \
+	X(OPAQUE, "sidemeter_opaque_connections_total", COUNTER, HTTP, "opaque", DUMP_SUM,       \
+	    "Connections the HTTP observer stopped reading (their bytes still flowed), by reason.") \
+	X(TUNNELS, "sidemeter_tunnels_total", COUNTER, HTTP, "tunnels", DUMP_SUM,                \
+	    "Connections that became tunnels (101 Switching Protocols, 2xx to CONNECT).")  \
+	X(UPSTREAM_ERRORS, "sidemeter_upstream_errors_total", COUNTER, ANY, "upstream_errors", \
+	    DUMP_SUM, "Failures to reach or hear from the application, by reason.")            \
+	X(ACCEPT_ERRORS, "sidemeter_accept_errors_total", COUNTER, ANY, "accept_errors",    \
+	    DUMP_SUM, "accept() failures, by reason (emfile: out of descriptors).")            \
+	X(WORKERS, "sidemeter_workers", GAUGE, ANY, "workers", DUMP_POOL,                        \
 	    "Worker processes, by state.")                                                 \
-	X(WORKER_RESTARTS, "sidemeter_worker_restarts_total", COUNTER, "restarts", SUM,    \
+	X(WORKER_RESTARTS, "sidemeter_worker_restarts_total", COUNTER, ANY, "restarts", DUMP_SUM, \
 	    "Workers that ended unplanned (crashed or killed as wedged) and were replaced.") \
-	X(RING_DROPPED, "sidemeter_ring_dropped_records_total", COUNTER, "dropped", SUM,   \
-	    "Per-request samples dropped because a worker's ring was full (counts are exact).")
+	X(RING_DROPPED, "sidemeter_ring_dropped_records_total", COUNTER, ANY, "dropped",    \
+	    DUMP_SUM, "Per-request samples dropped because a worker's ring was full (counts are exact).")
 
 enum metric_type { MT_COUNTER, MT_GAUGE, MT_HISTOGRAM };
-enum dump_shape { DUMP_NONE, DUMP_SUM, DUMP_RATE, DUMP_VALUE, DUMP_PCT, DUMP_POOL };
+enum metric_scope { SCOPE_ANY, SCOPE_HTTP };
 
-#define X_METRIC_ENUM(id, name, type, key, shape, help) METRIC_##id,
+#define DUMP_NONE 0
+#define DUMP_SUM 0x01
+#define DUMP_RATE 0x02
+#define DUMP_VALUE 0x04
+#define DUMP_PCT 0x08
+#define DUMP_POOL 0x10
+#define DUMP_CODES 0x20
+#define DUMP_ROUTES 0x40
+
+#define X_METRIC_ENUM(id, name, type, scope, key, shape, help) METRIC_##id,
 enum metric_id { METRIC_TABLE(X_METRIC_ENUM) METRIC_MAX };
 
 struct metric_def {
 	const char *md_name;
 	enum metric_type md_type;
+	enum metric_scope md_scope;
 	const char *md_key;
-	enum dump_shape md_shape;
+	unsigned md_shape;
 	const char *md_help;
 };
 

@@ -20,8 +20,9 @@ struct relay_ops {
 	/* A chunk just read in direction dir, before it is written on.  The bytes are
 	 * read-only.  Returns 0 to go on, or a close reason + 1 to stop after writing it. */
 	int (*ro_data)(void *ctx, int dir, const char *p, size_t n, int64_t now);
-	/* End of stream read in direction dir. */
-	void (*ro_eof)(void *ctx, int dir, int64_t now);
+	/* End of stream read in direction dir, before the half-close is passed on.  Returns 0
+	 * to pass it on and go on, or a close reason + 1 to stop without passing it on. */
+	int (*ro_eof)(void *ctx, int dir, int64_t now);
 	/* Before every wait: 0 to go on, with *deadline set to when ro_check must run again
 	 * at the latest; or a close reason + 1 to stop now. */
 	int (*ro_check)(void *ctx, int64_t now, int64_t *deadline);
@@ -43,6 +44,10 @@ struct relay {
 	void *rl_ctx;
 	struct relay_dir rl_dir[2];
 };
+
+/* Make rl ready for a new pair of sockets (watch: -1 for none). */
+void relay_init(struct relay *rl, int client_fd, int upstream_fd, int watch,
+    const struct relay_ops *ops, void *ctx);
 
 /* Pump until both directions are finished, a socket fails, the watch fd fires or the policy
  * stops it.  The sockets stay open (the caller closes them).  Returns why it ended. */

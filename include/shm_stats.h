@@ -62,6 +62,9 @@ enum shm_counter {
 
 enum shm_record_kind { REC_CONN = 1, REC_REQUEST = 2 };
 
+/* r_flags of a request record */
+#define REC_ANSWERED 0x01	/* the answer was ours (502/504): no application time */
+
 /* One finished connection or request.  Times are CLOCK_MONOTONIC nanoseconds, 0 when the
  * moment never came. */
 struct shm_record {

@@ -18,3 +18,12 @@ unit() {
 @test "unit: histograms" {
 	unit hist
 }
+
+@test "unit: the HTTP observer, every vector whole, byte by byte and split at every byte" {
+	unit observer
+	echo "$output" | grep '^observer: [0-9]* vectors' | sed 's/^/# /' >&3
+}
+
+@test "unit: route naming and the worker's route table" {
+	unit route
+}

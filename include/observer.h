@@ -1,0 +1,127 @@
+/* observer.h: the HTTP/1.x observer.  An incremental parser fed the bytes of one connection
+ * as they pass, both directions, in (pointer, length) chunks cut anywhere: the same bytes cut
+ * elsewhere give the same result.  It pairs requests with responses across keep-alive and
+ * pipelining and reports each finished exchange.  It never changes, copies on or holds back
+ * a byte, does no I/O, and its memory is fixed per connection.  Whatever it cannot trust
+ * makes the connection opaque: observation stops, the reason is reported, the bytes flow on.
+ *
+ * Framing follows RFC 9112 section 6 and RFC 9110 section 15. */
+#ifndef SIDEMETER_OBSERVER_H
+#define SIDEMETER_OBSERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "labels.h"
+
+#define OBS_PIPELINE 16		/* requests in flight on one connection */
+#define OBS_LINE_MAX 8192	/* a start line, header line or chunk-size line, CRLF included */
+#define OBS_HEAD_MAX 65536	/* a whole header block (or trailer block) */
+
+#define OBS_REQ 0		/* direction: client to application (= RELAY_C2U) */
+#define OBS_RESP 1		/* direction: application to client (= RELAY_U2C) */
+
+/* ex_flags */
+#define EX_HEAD_DONE 0x01	/* the request head is complete */
+#define EX_REQ_DONE 0x02	/* the request is complete, body and all */
+#define EX_RESP_START 0x04	/* the final response has begun */
+#define EX_RESP_DONE 0x08	/* the final response is complete */
+#define EX_HEAD_METHOD 0x10	/* HEAD: the response has no body */
+#define EX_CONNECT 0x20		/* CONNECT: a 2xx answer makes a tunnel */
+#define EX_ANSWERED 0x40	/* the answer was ours (502/504), not the application's */
+
+/* One request and, once it comes, its response.  Times are CLOCK_MONOTONIC ns, 0 = not yet. */
+struct obs_exchange {
+	int64_t ex_req_start;		/* first byte of the request */
+	int64_t ex_req_end;		/* last byte of the request */
+	int64_t ex_resp_start;		/* first byte of the final response */
+	int64_t ex_resp_end;		/* last byte of the final response */
+	uint64_t ex_req_body;		/* body bytes (chunked: the data, not the framing) */
+	uint64_t ex_resp_body;
+	uint16_t ex_route;		/* from obs_ops.oo_route */
+	uint16_t ex_code;		/* final status code, 0 until known */
+	uint8_t ex_method;		/* enum http_method */
+	uint8_t ex_flags;
+};
+
+struct obs_ops {
+	/* Name a request by its target (the bytes of the request-target, query included:
+	 * the callee strips it); returns a route index. */
+	unsigned (*oo_route)(void *ctx, const char *target, size_t len);
+	/* An exchange ended: completed (why < 0: it got its final response), or cut short
+	 * (why: enum incomplete_reason). */
+	void (*oo_exchange)(void *ctx, const struct obs_exchange *ex, int why);
+	/* Observation stopped for good on this connection. */
+	void (*oo_opaque)(void *ctx, enum opaque_reason why);
+	/* The connection became a tunnel (101 Switching Protocols, 2xx to CONNECT). */
+	void (*oo_tunnel)(void *ctx);
+};
+
+enum obs_mode { OBS_HTTP, OBS_TUNNEL, OBS_OPAQUE };
+
+/* One direction's parser. */
+struct obs_side {
+	uint8_t os_state;		/* enum in observer.c */
+	uint8_t os_flags;		/* header facts of the current message */
+	uint8_t os_http10;		/* the message is HTTP/1.0 */
+	uint8_t os_ended;		/* end of stream seen */
+	uint16_t os_code;		/* response: status code */
+	uint16_t os_spare;
+	uint32_t os_head;		/* header block bytes so far */
+	uint32_t os_linelen;		/* bytes of an unfinished line in os_line */
+	uint64_t os_length;		/* Content-Length */
+	uint64_t os_remaining;		/* body or chunk bytes still to come */
+	uint64_t os_body;		/* body bytes of the current message */
+	int64_t os_msg_start;		/* first byte of the current message */
+	char os_line[OBS_LINE_MAX];
+};
+
+struct observer {
+	const struct obs_ops *ob_ops;
+	void *ob_ctx;
+	enum obs_mode ob_mode;
+	unsigned ob_first;		/* oldest exchange in flight, index into ob_fifo */
+	unsigned ob_n;			/* exchanges in flight */
+	uint32_t ob_requests;		/* requests begun on this connection */
+	struct obs_exchange ob_fifo[OBS_PIPELINE];
+	struct obs_side ob_side[2];
+};
+
+/* What the connection is doing, for timeouts and graceful closes. */
+struct obs_status {
+	enum obs_mode st_mode;
+	int st_idle;			/* at a boundary: nothing in flight, no partial message */
+	int64_t st_head_since;		/* a request head in progress: its first byte; else 0 */
+	int st_in_body;			/* a request body in progress */
+	int64_t st_wait_since;		/* oldest complete request with no answer begun: its end */
+	int st_responding;		/* a response in progress */
+	int st_answerable;		/* a request with a complete head and no answer begun */
+	int64_t st_oldest;		/* first byte of the oldest request in flight, else 0 */
+};
+
+/* ---- the connection's life ---- */
+
+/* Start observing a new connection. */
+void observer_init(struct observer *ob, const struct obs_ops *ops, void *ctx);
+
+/* Bytes just read in direction dir (OBS_REQ or OBS_RESP); p is never written. */
+void observer_feed(struct observer *ob, int dir, const char *p, size_t n, int64_t now);
+
+/* End of stream in direction dir: ends a response framed by the close, or cuts the message
+ * in progress short. */
+void observer_eof(struct observer *ob, int dir, int64_t now);
+
+/* The connection is over: every exchange still in flight is reported, with why as the
+ * reason for those that did not get their response. */
+void observer_finish(struct observer *ob, enum incomplete_reason why, int64_t now);
+
+/* ---- questions and answers ---- */
+
+/* The oldest request with a complete head and no answer begun is answered by us with code
+ * (a 502 or 504): it is reported as complete.  Returns 1 if there was one, and then *head
+ * says whether it was a HEAD request (no body to send). */
+int observer_answer(struct observer *ob, unsigned code, int64_t now, int *head);
+
+void observer_status(const struct observer *ob, struct obs_status *st);
+
+#endif

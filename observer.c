@@ -1,0 +1,854 @@
+/* observer.c: the incremental HTTP/1.x observer (contract in include/observer.h).
+ *
+ * Each direction is a state machine over whole lines and counted bodies.  A line that lies
+ * inside one chunk is parsed where it lies; only a line cut by a chunk boundary is copied, up
+ * to OBS_LINE_MAX, into the side's line buffer.  Bodies are skipped by count, never scanned.
+ * Exchanges live in a small FIFO: the request side appends, the response side answers the
+ * oldest, and an exchange is reported once both halves are done. */
+#include <string.h>
+
+#include "observer.h"
+
+enum side_state {
+	S_START,		/* between messages */
+	S_LINE,			/* in the start line */
+	S_HEADERS,		/* in the header block */
+	S_BODY,			/* os_remaining body bytes to come */
+	S_CHUNK_SIZE,		/* a chunk-size line */
+	S_CHUNK_DATA,		/* os_remaining chunk bytes to come */
+	S_CHUNK_END,		/* the CRLF after chunk data */
+	S_TRAILERS,		/* trailer lines until an empty one */
+	S_UNTIL_CLOSE,		/* a response body ended by the close */
+	S_HOLD,			/* request side after CONNECT: waiting for the answer */
+	S_DONE			/* end of stream: nothing more */
+};
+
+/* os_flags: what the current message's header fields said */
+#define H_LENGTH 0x01		/* Content-Length, in os_length */
+#define H_TE 0x02		/* Transfer-Encoding present */
+#define H_CHUNKED 0x04		/* ... and chunked is the final coding */
+#define H_TE_BAD 0x08		/* ... chunked twice, or not last */
+#define H_CLOSE 0x10		/* Connection: close */
+
+#define LENGTH_MAX ((uint64_t)1 << 60)
+
+/* ---- characters ---- */
+
+static int is_tchar(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return 1;
+	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static int is_digit(unsigned char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static int hex_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static int lower(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+}
+
+/* Case-insensitive equality of p[0..n) with a lower-case literal. */
+static int same(const char *p, size_t n, const char *lit)
+{
+	size_t i;
+
+	if (strlen(lit) != n)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (lower((unsigned char)p[i]) != lit[i])
+			return 0;
+	return 1;
+}
+
+static void trim(const char **p, size_t *n)
+{
+	while (*n > 0 && (**p == ' ' || **p == '\t')) {
+		(*p)++;
+		(*n)--;
+	}
+	while (*n > 0 && ((*p)[*n - 1] == ' ' || (*p)[*n - 1] == '\t'))
+		(*n)--;
+}
+
+/* ---- the exchanges in flight ---- */
+
+static struct obs_exchange *ex_at(struct observer *ob, unsigned k)
+{
+	return &ob->ob_fifo[(ob->ob_first + k) % OBS_PIPELINE];
+}
+
+static const struct obs_exchange *ex_get(const struct observer *ob, unsigned k)
+{
+	return &ob->ob_fifo[(ob->ob_first + k) % OBS_PIPELINE];
+}
+
+/* The exchange whose request is being read: the newest, while it is unfinished.  Returns
+ * its position, or OBS_PIPELINE when there is none. */
+static unsigned req_index(const struct observer *ob)
+{
+	if (ob->ob_n == 0 || (ex_get(ob, ob->ob_n - 1)->ex_flags & EX_REQ_DONE))
+		return OBS_PIPELINE;
+	return ob->ob_n - 1;
+}
+
+/* The exchange the next response answers: the oldest without its final response. */
+static unsigned resp_index(const struct observer *ob)
+{
+	unsigned k;
+
+	for (k = 0; k < ob->ob_n; k++)
+		if (!(ex_get(ob, k)->ex_flags & EX_RESP_DONE))
+			return k;
+	return OBS_PIPELINE;
+}
+
+static struct obs_exchange *req_current(struct observer *ob)
+{
+	unsigned k = req_index(ob);
+
+	return k == OBS_PIPELINE ? NULL : ex_at(ob, k);
+}
+
+static struct obs_exchange *resp_target(struct observer *ob)
+{
+	unsigned k = resp_index(ob);
+
+	return k == OBS_PIPELINE ? NULL : ex_at(ob, k);
+}
+
+static void pop(struct observer *ob)
+{
+	ob->ob_first = (ob->ob_first + 1) % OBS_PIPELINE;
+	ob->ob_n--;
+}
+
+/* Report and drop the exchanges at the front that are done both ways. */
+static void settle(struct observer *ob)
+{
+	while (ob->ob_n > 0) {
+		struct obs_exchange *ex = ex_at(ob, 0);
+
+		if ((ex->ex_flags & (EX_REQ_DONE | EX_RESP_DONE)) != (EX_REQ_DONE | EX_RESP_DONE))
+			return;
+		ob->ob_ops->oo_exchange(ob->ob_ctx, ex, -1);
+		pop(ob);
+	}
+}
+
+/* Report everything in flight: answered exchanges as complete, the rest as cut short. */
+static void flush(struct observer *ob, int why)
+{
+	while (ob->ob_n > 0) {
+		struct obs_exchange *ex = ex_at(ob, 0);
+
+		ob->ob_ops->oo_exchange(ob->ob_ctx, ex, ex->ex_flags & EX_RESP_DONE ? -1 : why);
+		pop(ob);
+	}
+}
+
+static void go_opaque(struct observer *ob, enum opaque_reason why)
+{
+	if (ob->ob_mode != OBS_HTTP)
+		return;
+	ob->ob_mode = OBS_OPAQUE;
+	flush(ob, INCOMPLETE_OPAQUE);
+	ob->ob_ops->oo_opaque(ob->ob_ctx, why);
+}
+
+/* A side's message is unfinished: a response there cannot be ours any more. */
+static int in_message(const struct obs_side *s)
+{
+	return s->os_state != S_START && s->os_state != S_HOLD && s->os_state != S_DONE;
+}
+
+/* ---- lines ---- */
+
+/* Take one line from p[0..n).  Returns the bytes consumed; *line is set when a whole line
+ * is there (without its LF, and without the CR before it), else NULL.  0 consumed with
+ * *line NULL means the line is too long. */
+static size_t take_line(struct obs_side *s, const char *p, size_t n, const char **line,
+    size_t *len)
+{
+	const char *lf = memchr(p, '\n', n);
+	size_t k;
+
+	*line = NULL;
+	if (lf == NULL) {
+		if (s->os_linelen + n > OBS_LINE_MAX)
+			return 0;
+		memcpy(s->os_line + s->os_linelen, p, n);
+		s->os_linelen += (uint32_t)n;
+		return n;
+	}
+	k = (size_t)(lf - p) + 1;
+	if (s->os_linelen == 0) {
+		if (k > OBS_LINE_MAX)
+			return 0;
+		*line = p;
+		*len = k - 1;
+	} else {
+		if (s->os_linelen + k > OBS_LINE_MAX)
+			return 0;
+		memcpy(s->os_line + s->os_linelen, p, k - 1);
+		*line = s->os_line;
+		*len = s->os_linelen + k - 1;
+		s->os_linelen = 0;
+	}
+	if (*len > 0 && (*line)[*len - 1] == '\r')
+		(*len)--;
+	return k;
+}
+
+/* ---- start lines ---- */
+
+static enum http_method method_of(const char *p, size_t n)
+{
+	static const struct { const char *m; enum http_method id; } methods[] = {
+		{ "GET", METHOD_GET }, { "HEAD", METHOD_HEAD }, { "POST", METHOD_POST },
+		{ "PUT", METHOD_PUT }, { "DELETE", METHOD_DELETE }, { "CONNECT", METHOD_CONNECT },
+		{ "OPTIONS", METHOD_OPTIONS }, { "TRACE", METHOD_TRACE }, { "PATCH", METHOD_PATCH },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (strlen(methods[i].m) == n && memcmp(methods[i].m, p, n) == 0)
+			return methods[i].id;
+	return METHOD_OTHER;
+}
+
+/* "HTTP/" DIGIT "." DIGIT at p; returns the minor version, or -1 (-2: a major other than 1). */
+static int version(const char *p, size_t n)
+{
+	if (n < 8 || memcmp(p, "HTTP/", 5) != 0 || !is_digit((unsigned char)p[5]) || p[6] != '.' ||
+	    !is_digit((unsigned char)p[7]))
+		return -1;
+	return p[5] == '1' ? p[7] - '0' : -2;
+}
+
+/* method SP request-target SP HTTP-version */
+static int request_line(struct observer *ob, struct obs_side *s, const char *line, size_t len)
+{
+	struct obs_exchange *ex = req_current(ob);
+	enum opaque_reason bad = ob->ob_requests == 1 ? OPAQUE_NOT_HTTP : OPAQUE_BAD_REQUEST;
+	size_t m = 0, t, tlen;
+	int minor;
+
+	if (ex == NULL)
+		return -1;	/* never: a side inside a message always has its exchange */
+
+	while (m < len && m <= 32 && is_tchar((unsigned char)line[m]))
+		m++;
+	if (m == 0 || m > 32 || m >= len || line[m] != ' ')
+		goto bad;
+	t = m + 1;
+	for (tlen = 0; t + tlen < len && line[t + tlen] != ' '; tlen++) {
+		unsigned char c = (unsigned char)line[t + tlen];
+
+		if (c < 0x21 || c == 0x7f)
+			goto bad;
+	}
+	if (tlen == 0 || t + tlen + 1 + 8 != len)
+		goto bad;
+	minor = version(line + t + tlen + 1, 8);
+	if (minor == -2 && m == 3 && memcmp(line, "PRI", 3) == 0)
+		bad = OPAQUE_HTTP2;
+	if (minor < 0)
+		goto bad;
+	s->os_http10 = minor == 0;
+	ex->ex_method = (uint8_t)method_of(line, m);
+	if (ex->ex_method == METHOD_HEAD)
+		ex->ex_flags |= EX_HEAD_METHOD;
+	if (ex->ex_method == METHOD_CONNECT)
+		ex->ex_flags |= EX_CONNECT;
+	ex->ex_route = (uint16_t)ob->ob_ops->oo_route(ob->ob_ctx, line + t, tlen);
+	return 0;
+bad:
+	/* Not a request at all: nothing to report of it but the reason. */
+	ob->ob_n--;
+	ob->ob_requests--;
+	go_opaque(ob, bad);
+	return -1;
+}
+
+/* HTTP-version SP 3DIGIT [SP reason-phrase] */
+static int status_line(struct observer *ob, struct obs_side *s, const char *line, size_t len)
+{
+	struct obs_exchange *ex = resp_target(ob);
+	unsigned code;
+
+	if (ex == NULL)
+		return -1;	/* never: a side inside a message always has its exchange */
+
+	if (version(line, len) < 0 || len < 12 || line[8] != ' ' || !is_digit((unsigned char)line[9]) ||
+	    !is_digit((unsigned char)line[10]) || !is_digit((unsigned char)line[11]) ||
+	    (len > 12 && line[12] != ' ')) {
+		go_opaque(ob, OPAQUE_BAD_RESPONSE);
+		return -1;
+	}
+	code = (unsigned)(line[9] - '0') * 100 + (unsigned)(line[10] - '0') * 10 +
+	    (unsigned)(line[11] - '0');
+	if (code < 100) {
+		go_opaque(ob, OPAQUE_BAD_RESPONSE);
+		return -1;
+	}
+	s->os_http10 = line[7] == '0';
+	s->os_code = (uint16_t)code;
+	if (code >= 200 || code == 101) {
+		/* The final response (or the switch): interim 1xx answers are not it. */
+		ex->ex_flags |= EX_RESP_START;
+		ex->ex_resp_start = s->os_msg_start;
+		ex->ex_code = (uint16_t)code;
+	}
+	return 0;
+}
+
+/* ---- header fields ---- */
+
+/* 1*DIGIT, or a list of equal ones ("5, 5"); all must agree with an earlier field. */
+static int content_length(struct obs_side *s, const char *v, size_t n)
+{
+	size_t i = 0;
+
+	if (n == 0)
+		return -1;
+	while (i < n) {
+		uint64_t len = 0;
+		size_t digits = 0;
+
+		while (i < n && (v[i] == ' ' || v[i] == '\t'))
+			i++;
+		while (i < n && is_digit((unsigned char)v[i])) {
+			len = len * 10 + (uint64_t)(v[i++] - '0');
+			if (len > LENGTH_MAX)
+				return -1;
+			digits++;
+		}
+		while (i < n && (v[i] == ' ' || v[i] == '\t'))
+			i++;
+		if (digits == 0 || (i < n && v[i] != ','))
+			return -1;
+		i++;
+		if ((s->os_flags & H_LENGTH) && s->os_length != len)
+			return -1;
+		s->os_flags |= H_LENGTH;
+		s->os_length = len;
+	}
+	return 0;
+}
+
+/* A list of transfer codings: remember whether chunked came, and came last, once. */
+static void transfer_encoding(struct obs_side *s, const char *v, size_t n)
+{
+	while (n > 0) {
+		size_t e = 0, name;
+		const char *c = v;
+
+		while (e < n && v[e] != ',')
+			e++;
+		for (name = 0; name < e && v[name] != ';'; name++)
+			;
+		v += e < n ? e + 1 : e;
+		n -= e < n ? e + 1 : e;
+		trim(&c, &name);
+		if (name == 0)
+			continue;	/* an empty list element */
+		s->os_flags |= H_TE;
+		if (same(c, name, "chunked")) {
+			if (s->os_flags & H_CHUNKED)
+				s->os_flags |= H_TE_BAD;
+			s->os_flags |= H_CHUNKED;
+		} else if (s->os_flags & H_CHUNKED) {
+			s->os_flags = (uint8_t)((s->os_flags & ~H_CHUNKED) | H_TE_BAD);
+		}
+	}
+}
+
+static void connection(struct obs_side *s, const char *v, size_t n)
+{
+	while (n > 0) {
+		size_t e = 0;
+		const char *c = v;
+
+		while (e < n && v[e] != ',')
+			e++;
+		v += e < n ? e + 1 : e;
+		n -= e < n ? e + 1 : e;
+		trim(&c, &e);
+		if (same(c, e, "close"))
+			s->os_flags |= H_CLOSE;
+	}
+}
+
+static int header_line(struct observer *ob, int dir, struct obs_side *s, const char *line,
+    size_t len)
+{
+	enum opaque_reason bad = dir == OBS_REQ ? OPAQUE_BAD_REQUEST : OPAQUE_BAD_RESPONSE;
+	const char *v;
+	size_t name = 0, vn;
+
+	/* No obs-fold, no space before the colon, no CR or NUL anywhere (RFC 9112 5.1, 5.2). */
+	while (name < len && is_tchar((unsigned char)line[name]))
+		name++;
+	if (name == 0 || name == len || line[name] != ':' ||
+	    memchr(line, '\r', len) != NULL || memchr(line, '\0', len) != NULL) {
+		go_opaque(ob, bad);
+		return -1;
+	}
+	v = line + name + 1;
+	vn = len - name - 1;
+	trim(&v, &vn);
+	switch (name) {
+	case 14:
+		if (same(line, name, "content-length") && content_length(s, v, vn) == -1) {
+			go_opaque(ob, OPAQUE_BAD_LENGTH);
+			return -1;
+		}
+		break;
+	case 17:
+		if (same(line, name, "transfer-encoding"))
+			transfer_encoding(s, v, vn);
+		break;
+	case 10:
+		if (same(line, name, "connection"))
+			connection(s, v, vn);
+		break;
+	}
+	return 0;
+}
+
+/* ---- ends of heads and of messages ---- */
+
+static void request_done(struct observer *ob, struct obs_side *s, int64_t now)
+{
+	struct obs_exchange *ex = req_current(ob);
+
+	if (ex == NULL)
+		return;	/* never: a side inside a message always has its exchange */
+
+	ex->ex_req_end = now;
+	ex->ex_req_body = s->os_body;
+	ex->ex_flags |= EX_REQ_DONE;
+	s->os_state = ex->ex_flags & EX_CONNECT ? S_HOLD : S_START;
+	s->os_body = 0;
+	settle(ob);
+}
+
+static void go_tunnel(struct observer *ob, struct obs_exchange *ex, int64_t now)
+{
+	ex->ex_resp_end = now;
+	ex->ex_flags |= EX_RESP_DONE | EX_REQ_DONE;
+	if (ex->ex_req_end == 0)
+		ex->ex_req_end = now;
+	ob->ob_ops->oo_exchange(ob->ob_ctx, ex, -1);
+	pop(ob);
+	flush(ob, INCOMPLETE_OPAQUE);
+	ob->ob_mode = OBS_TUNNEL;
+	ob->ob_ops->oo_tunnel(ob->ob_ctx);
+}
+
+static void response_done(struct observer *ob, struct obs_side *s, int64_t now)
+{
+	struct obs_exchange *ex = resp_target(ob);
+	struct obs_side *req = &ob->ob_side[OBS_REQ];
+
+	if (ex == NULL)
+		return;	/* never: a side inside a message always has its exchange */
+
+	ex->ex_resp_end = now;
+	ex->ex_resp_body = s->os_body;
+	ex->ex_flags |= EX_RESP_DONE;
+	s->os_state = S_START;
+	s->os_body = 0;
+	/* A CONNECT that was refused: the client speaks HTTP again, unless it already sent
+	 * something we held back from parsing. */
+	if (req->os_state == S_HOLD) {
+		if (req->os_body > 0) {
+			go_opaque(ob, OPAQUE_BAD_REQUEST);
+			return;
+		}
+		req->os_state = S_START;
+	}
+	settle(ob);
+}
+
+static void request_head_done(struct observer *ob, struct obs_side *s, int64_t now)
+{
+	struct obs_exchange *ex = req_current(ob);
+
+	if (ex == NULL)
+		return;	/* never: a side inside a message always has its exchange */
+
+	ex->ex_flags |= EX_HEAD_DONE;
+	s->os_body = 0;
+	if (ex->ex_flags & EX_CONNECT) {
+		request_done(ob, s, now);
+		return;
+	}
+	if (s->os_flags & H_TE) {
+		/* Framing two readers could disagree on: we cannot know how the app reads it. */
+		if (s->os_http10 || !(s->os_flags & H_CHUNKED) || (s->os_flags & H_TE_BAD)) {
+			go_opaque(ob, OPAQUE_BAD_ENCODING);
+			return;
+		}
+		if (s->os_flags & H_LENGTH) {
+			go_opaque(ob, OPAQUE_BAD_LENGTH);
+			return;
+		}
+		s->os_state = S_CHUNK_SIZE;
+		return;
+	}
+	if ((s->os_flags & H_LENGTH) && s->os_length > 0) {
+		s->os_state = S_BODY;
+		s->os_remaining = s->os_length;
+		return;
+	}
+	request_done(ob, s, now);
+}
+
+static void response_head_done(struct observer *ob, struct obs_side *s, int64_t now)
+{
+	struct obs_exchange *ex = resp_target(ob);
+	unsigned code = s->os_code;
+
+	if (ex == NULL)
+		return;	/* never: a side inside a message always has its exchange */
+
+	s->os_body = 0;
+	if (code == 101 || ((ex->ex_flags & EX_CONNECT) && code / 100 == 2)) {
+		go_tunnel(ob, ex, now);
+		return;
+	}
+	if (code < 200) {
+		s->os_state = S_START;	/* interim: the final response is still to come */
+		return;
+	}
+	if ((ex->ex_flags & EX_HEAD_METHOD) || code == 204 || code == 304) {
+		response_done(ob, s, now);
+		return;
+	}
+	if (s->os_flags & H_TE) {
+		/* The coding overrides any Content-Length; without a final chunked (or from an
+		 * HTTP/1.0 sender) the body runs to the close. */
+		if ((s->os_flags & H_CHUNKED) && !(s->os_flags & H_TE_BAD) && !s->os_http10)
+			s->os_state = S_CHUNK_SIZE;
+		else
+			s->os_state = S_UNTIL_CLOSE;
+		return;
+	}
+	if (s->os_flags & H_LENGTH) {
+		if (s->os_length == 0) {
+			response_done(ob, s, now);
+			return;
+		}
+		s->os_state = S_BODY;
+		s->os_remaining = s->os_length;
+		return;
+	}
+	s->os_state = S_UNTIL_CLOSE;
+}
+
+static void message_done(struct observer *ob, int dir, struct obs_side *s, int64_t now)
+{
+	if (dir == OBS_REQ)
+		request_done(ob, s, now);
+	else
+		response_done(ob, s, now);
+}
+
+/* ---- the machine ---- */
+
+/* The first byte of a message.  Returns 0, or -1 when observation stopped. */
+static int begin(struct observer *ob, int dir, struct obs_side *s, unsigned char c, int64_t now)
+{
+	struct obs_exchange *ex;
+
+	if (dir == OBS_RESP) {
+		if (resp_target(ob) == NULL) {
+			go_opaque(ob, OPAQUE_UNSOLICITED);
+			return -1;
+		}
+		if (c != 'H') {
+			go_opaque(ob, OPAQUE_BAD_RESPONSE);
+			return -1;
+		}
+	} else {
+		if (ob->ob_requests == 0 && c == 0x16) {
+			go_opaque(ob, OPAQUE_TLS);	/* a TLS handshake record */
+			return -1;
+		}
+		if (!is_tchar(c)) {
+			go_opaque(ob, ob->ob_requests == 0 ? OPAQUE_NOT_HTTP : OPAQUE_BAD_REQUEST);
+			return -1;
+		}
+		if (ob->ob_n == OBS_PIPELINE) {
+			go_opaque(ob, OPAQUE_PIPELINE_LIMIT);
+			return -1;
+		}
+		ob->ob_n++;
+		ex = ex_at(ob, ob->ob_n - 1);
+		memset(ex, 0, sizeof(*ex));
+		ex->ex_req_start = now;
+		ex->ex_method = METHOD_OTHER;
+		ob->ob_requests++;
+	}
+	s->os_msg_start = now;
+	s->os_flags = 0;
+	s->os_head = 0;
+	s->os_length = 0;
+	s->os_state = S_LINE;
+	return 0;
+}
+
+/* One step of direction dir over p[0..n); returns the bytes consumed (0 only when
+ * observation stopped). */
+static size_t step(struct observer *ob, int dir, struct obs_side *s, const char *p, size_t n,
+    int64_t now)
+{
+	const char *line;
+	size_t len, k;
+
+	switch (s->os_state) {
+	case S_START:
+		/* Empty lines before a message are ignored (RFC 9112 2.2); observer_feed()
+		 * begins a message at any other byte. */
+		return 1;
+
+	case S_LINE:
+	case S_HEADERS:
+	case S_TRAILERS:
+		k = take_line(s, p, n, &line, &len);
+		if (k == 0) {
+			go_opaque(ob, OPAQUE_LINE_TOO_LONG);
+			return 0;
+		}
+		s->os_head += (uint32_t)k;
+		if (s->os_head > OBS_HEAD_MAX) {
+			go_opaque(ob, OPAQUE_HEADERS_TOO_LARGE);
+			return 0;
+		}
+		if (line == NULL)
+			return k;
+		if (s->os_state == S_LINE) {
+			if ((dir == OBS_REQ ? request_line(ob, s, line, len) : status_line(ob, s, line, len)) == -1)
+				return 0;
+			s->os_state = S_HEADERS;
+		} else if (s->os_state == S_TRAILERS) {
+			/* Trailer fields never change the framing: only their end matters. */
+			if (len == 0)
+				message_done(ob, dir, s, now);
+		} else if (len > 0) {
+			if (header_line(ob, dir, s, line, len) == -1)
+				return 0;
+		} else if (dir == OBS_REQ) {
+			request_head_done(ob, s, now);
+		} else {
+			response_head_done(ob, s, now);
+		}
+		return k;
+
+	case S_BODY:
+	case S_CHUNK_DATA:
+		k = n < s->os_remaining ? n : (size_t)s->os_remaining;
+		s->os_remaining -= k;
+		s->os_body += k;
+		if (s->os_remaining == 0) {
+			if (s->os_state == S_CHUNK_DATA)
+				s->os_state = S_CHUNK_END;
+			else
+				message_done(ob, dir, s, now);
+		}
+		return k;
+
+	case S_CHUNK_SIZE:
+	case S_CHUNK_END:
+		k = take_line(s, p, n, &line, &len);
+		if (k == 0) {
+			go_opaque(ob, OPAQUE_LINE_TOO_LONG);
+			return 0;
+		}
+		if (line == NULL)
+			return k;
+		if (s->os_state == S_CHUNK_END) {
+			if (len != 0) {
+				go_opaque(ob, OPAQUE_BAD_CHUNK);
+				return 0;
+			}
+			s->os_state = S_CHUNK_SIZE;
+			return k;
+		} else {
+			uint64_t size = 0;
+			size_t i = 0;
+
+			/* chunk-size [ BWS ";" chunk-ext ] */
+			while (i < len && hex_value((unsigned char)line[i]) >= 0) {
+				if (size > LENGTH_MAX >> 4) {
+					go_opaque(ob, OPAQUE_BAD_CHUNK);
+					return 0;
+				}
+				size = size * 16 + (uint64_t)hex_value((unsigned char)line[i++]);
+			}
+			if (i == 0) {
+				go_opaque(ob, OPAQUE_BAD_CHUNK);
+				return 0;
+			}
+			while (i < len && (line[i] == ' ' || line[i] == '\t'))
+				i++;
+			if (i < len && line[i] != ';') {
+				go_opaque(ob, OPAQUE_BAD_CHUNK);
+				return 0;
+			}
+			if (size == 0) {
+				s->os_state = S_TRAILERS;
+				s->os_head = 0;
+			} else {
+				s->os_state = S_CHUNK_DATA;
+				s->os_remaining = size;
+			}
+			return k;
+		}
+
+	case S_UNTIL_CLOSE:
+	case S_HOLD:
+		s->os_body += n;
+		return n;
+
+	case S_DONE:
+	default:
+		return n;
+	}
+}
+
+/* ---- the interface ---- */
+
+void observer_init(struct observer *ob, const struct obs_ops *ops, void *ctx)
+{
+	int d;
+
+	ob->ob_ops = ops;
+	ob->ob_ctx = ctx;
+	ob->ob_mode = OBS_HTTP;
+	ob->ob_first = ob->ob_n = 0;
+	ob->ob_requests = 0;
+	for (d = 0; d < 2; d++) {
+		struct obs_side *s = &ob->ob_side[d];
+
+		s->os_state = S_START;
+		s->os_flags = 0;
+		s->os_ended = 0;
+		s->os_linelen = 0;
+		s->os_body = 0;
+		s->os_head = 0;
+	}
+}
+
+void observer_feed(struct observer *ob, int dir, const char *p, size_t n, int64_t now)
+{
+	struct obs_side *s = &ob->ob_side[dir];
+
+	while (n > 0 && ob->ob_mode == OBS_HTTP) {
+		size_t k;
+
+		if (s->os_state == S_START && *p != '\r' && *p != '\n') {
+			if (begin(ob, dir, s, (unsigned char)*p, now) == -1)
+				return;
+			continue;
+		}
+		k = step(ob, dir, s, p, n, now);
+		if (k == 0)
+			return;	/* observation stopped */
+		p += k;
+		n -= k;
+	}
+}
+
+void observer_eof(struct observer *ob, int dir, int64_t now)
+{
+	struct obs_side *s = &ob->ob_side[dir];
+	struct obs_exchange *ex;
+
+	if (ob->ob_mode != OBS_HTTP || s->os_ended)
+		return;
+	s->os_ended = 1;
+	if (dir == OBS_RESP) {
+		if (s->os_state == S_UNTIL_CLOSE) {
+			response_done(ob, s, now);
+		} else if (in_message(s) && (ex = resp_target(ob)) != NULL) {
+			/* The application closed in the middle of its answer. */
+			ob->ob_ops->oo_exchange(ob->ob_ctx, ex, INCOMPLETE_UPSTREAM_CLOSED);
+			pop(ob);
+		}
+	}
+	/* A request cut short by the client may still be answered: finish() reports it. */
+	s->os_state = S_DONE;
+}
+
+void observer_finish(struct observer *ob, enum incomplete_reason why, int64_t now)
+{
+	(void)now;
+	if (ob->ob_mode == OBS_HTTP)
+		flush(ob, (int)why);
+}
+
+int observer_answer(struct observer *ob, unsigned code, int64_t now, int *head)
+{
+	struct obs_exchange *ex;
+
+	if (ob->ob_mode != OBS_HTTP || in_message(&ob->ob_side[OBS_RESP]))
+		return 0;
+	/* Only the oldest exchange can be waiting for its first answer byte: any before it
+	 * were answered and are gone. */
+	ex = resp_target(ob);
+	if (ex == NULL || ex != ex_at(ob, 0) || !(ex->ex_flags & EX_HEAD_DONE) ||
+	    (ex->ex_flags & EX_RESP_START))
+		return 0;
+	*head = (ex->ex_flags & EX_HEAD_METHOD) != 0;
+	ex->ex_code = (uint16_t)code;
+	ex->ex_resp_start = ex->ex_resp_end = now;
+	ex->ex_flags |= EX_RESP_START | EX_RESP_DONE | EX_ANSWERED;
+	if (!(ex->ex_flags & EX_REQ_DONE))
+		ex->ex_req_end = 0;
+	ob->ob_ops->oo_exchange(ob->ob_ctx, ex, -1);
+	pop(ob);
+	return 1;
+}
+
+void observer_status(const struct observer *ob, struct obs_status *st)
+{
+	unsigned kc = req_index(ob), kt = resp_index(ob);
+	const struct obs_exchange *cur = kc == OBS_PIPELINE ? NULL : ex_get(ob, kc);
+	const struct obs_exchange *target = kt == OBS_PIPELINE ? NULL : ex_get(ob, kt);
+	int responding = in_message(&ob->ob_side[OBS_RESP]);
+
+	memset(st, 0, sizeof(*st));
+	st->st_mode = ob->ob_mode;
+	if (ob->ob_mode != OBS_HTTP)
+		return;
+	st->st_responding = responding;
+	if (cur != NULL && !(cur->ex_flags & EX_HEAD_DONE))
+		st->st_head_since = cur->ex_req_start;
+	st->st_in_body = cur != NULL && (cur->ex_flags & EX_HEAD_DONE);
+	if (target != NULL && !(target->ex_flags & EX_RESP_START) && !responding) {
+		if (target->ex_flags & EX_HEAD_DONE)
+			st->st_answerable = 1;
+		if (target->ex_flags & EX_REQ_DONE)
+			st->st_wait_since = target->ex_req_end;
+	}
+	st->st_idle = ob->ob_n == 0 && !in_message(&ob->ob_side[OBS_REQ]) && !responding;
+	if (ob->ob_n > 0)
+		st->st_oldest = ex_get(ob, 0)->ex_req_start;
+}

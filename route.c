@@ -1,0 +1,244 @@
+/* route.c: naming requests by route, and the worker's route table (see include/route.h). */
+#include <string.h>
+
+#include "route.h"
+
+static int is_digit(unsigned char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static int is_hex(unsigned char c)
+{
+	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Does a segment look like an identifier rather than a name? */
+static int looks_like_id(const char *s, size_t n)
+{
+	size_t i, digits = 0, hex = 0, token = 0;
+
+	if (n == 0)
+		return 0;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		digits += is_digit(c);
+		hex += is_hex(c);
+		token += is_hex(c) || (c >= 'g' && c <= 'z') || (c >= 'G' && c <= 'Z') || c == '-' ||
+		    c == '_' || c == '=' || c == '.' || c == '~' || c == '%';
+	}
+	if (digits == n)
+		return 1;				/* 42 */
+	if (n == 36 && s[8] == '-' && s[13] == '-' && s[18] == '-' && s[23] == '-' &&
+	    hex == 32)
+		return 1;				/* a UUID */
+	if (hex == n && n >= 16)
+		return 1;				/* a long hex string */
+	if (n >= 6 && digits * 2 >= n)
+		return 1;				/* 2024-01-31, 123abc456 */
+	if (token == n && n >= 20 && digits > 0)
+		return 1;				/* base64-like tokens */
+	return n > 48;					/* too long to be a name */
+}
+
+/* Does the path match a pattern?  ":x" matches one segment, a final "*" any rest. */
+static int matches(const char *pat, const char *path, size_t n)
+{
+	size_t i = 0;
+
+	while (*pat) {
+		if (*pat == '/' ) {
+			if (i >= n || path[i] != '/')
+				return 0;
+			pat++;
+			i++;
+			continue;
+		}
+		if (*pat == '*')
+			return 1;
+		if (*pat == ':') {
+			size_t seg = 0;
+
+			while (*pat && *pat != '/')
+				pat++;
+			while (i < n && path[i] != '/') {
+				i++;
+				seg++;
+			}
+			if (seg == 0)
+				return 0;
+			continue;
+		}
+		if (i >= n || path[i] != *pat)
+			return 0;
+		pat++;
+		i++;
+	}
+	return i == n;
+}
+
+/* Append a segment, percent-encoding anything that is not plainly printable. */
+static size_t put_segment(char *out, size_t at, size_t cap, const char *s, size_t n)
+{
+	static const char hexd[] = "0123456789ABCDEF";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c > 0x20 && c < 0x7f && c != '"' && c != '\\') {
+			if (at + 1 >= cap)
+				return cap;
+			out[at++] = (char)c;
+		} else {
+			if (at + 3 >= cap)
+				return cap;
+			out[at++] = '%';
+			out[at++] = hexd[c >> 4];
+			out[at++] = hexd[c & 15];
+		}
+	}
+	return at;
+}
+
+size_t route_name(const struct config *cf, const char *target, size_t len, char *out,
+    size_t outlen)
+{
+	const char *path = target, *end;
+	size_t n, at = 0, depth = 0, cap = outlen < SHM_ROUTE_LEN ? outlen : SHM_ROUTE_LEN;
+	unsigned k;
+
+	/* absolute-form: scheme://authority/path */
+	if (len > 0 && path[0] != '/') {
+		const char *sep = memchr(target, ':', len);
+
+		if (sep == NULL || (size_t)(sep - target) + 3 > len || sep[1] != '/' || sep[2] != '/')
+			return 0;
+		path = memchr(sep + 3, '/', len - (size_t)(sep + 3 - target));
+		if (path == NULL) {
+			memcpy(out, "/", 2);
+			return 1;
+		}
+	}
+	end = target + len;
+	n = (size_t)(end - path);
+	/* The query and any fragment are dropped here, before anything is stored. */
+	for (k = 0; k < n; k++)
+		if (path[k] == '?' || path[k] == '#')
+			break;
+	n = k;
+
+	for (k = 0; k < cf->cf_npatterns; k++)
+		if (matches(cf->cf_patterns[k], path, n)) {
+			size_t pl = strlen(cf->cf_patterns[k]);
+
+			memcpy(out, cf->cf_patterns[k], pl + 1);
+			return pl;
+		}
+
+	while (n > 0) {
+		const char *seg;
+		size_t sn = 0, was = at;
+
+		/* path[0] is '/' */
+		seg = path + 1;
+		while (sn < n - 1 && seg[sn] != '/')
+			sn++;
+		if (depth == ROUTE_DEPTH) {
+			at = put_segment(out, at, cap, "/*", 2);
+			break;
+		}
+		at = put_segment(out, at, cap, "/", 1);
+		if (looks_like_id(seg, sn))
+			at = put_segment(out, at, cap, ":id", 3);
+		else
+			at = put_segment(out, at, cap, seg, sn);
+		if (at >= cap - 1) {
+			/* Too long: end at the last whole segment. */
+			at = put_segment(out, was, cap, "/*", 2);
+			break;
+		}
+		depth++;
+		path += sn + 1;
+		n -= sn + 1;
+	}
+	if (at == 0)
+		out[at++] = '/';
+	out[at] = '\0';
+	return at;
+}
+
+/* ---- the worker's table ---- */
+
+#define INDEX_SIZE 2048		/* > 2 * SHM_ROUTES: open addressing stays short */
+
+static struct shm_slot *route_slot;
+static unsigned route_limit;
+static uint16_t route_hash[INDEX_SIZE];	/* 1 + index in the slot, 0: empty */
+
+static unsigned hash(const char *s, size_t n)
+{
+	uint32_t h = 2166136261u;
+
+	while (n--)
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h & (INDEX_SIZE - 1);
+}
+
+/* Position for name in the index: where it is, or the empty place where it would go. */
+static unsigned find(const char *name, size_t n, int *found)
+{
+	unsigned h = hash(name, n);
+
+	for (;;) {
+		unsigned at = route_hash[h];
+
+		if (at == 0) {
+			*found = 0;
+			return h;
+		}
+		if (strncmp(route_slot->sl_routes[at - 1], name, n) == 0 &&
+		    route_slot->sl_routes[at - 1][n] == '\0') {
+			*found = 1;
+			return at - 1;
+		}
+		h = (h + 1) & (INDEX_SIZE - 1);
+	}
+}
+
+void route_attach(struct shm_slot *sl, unsigned max_routes)
+{
+	unsigned i, n = atomic_load_explicit(&sl->sl_nroutes, memory_order_relaxed);
+	int found;
+
+	route_slot = sl;
+	route_limit = max_routes + 1;	/* and "other" */
+	memset(route_hash, 0, sizeof(route_hash));
+	for (i = 1; i < n; i++) {
+		size_t len = strlen(sl->sl_routes[i]);
+		unsigned h = find(sl->sl_routes[i], len, &found);
+
+		if (!found)
+			route_hash[h] = (uint16_t)(i + 1);
+	}
+}
+
+unsigned route_index(const struct config *cf, const char *target, size_t len)
+{
+	char name[SHM_ROUTE_LEN];
+	size_t n = route_name(cf, target, len, name, sizeof(name));
+	unsigned at;
+	int found, idx;
+
+	if (n == 0)
+		return SHM_ROUTE_OTHER;
+	at = find(name, n, &found);
+	if (found)
+		return at;
+	idx = shm_stats_route_add(route_slot, name, n, route_limit);
+	if (idx < 0)
+		return SHM_ROUTE_OTHER;
+	route_hash[at] = (uint16_t)(idx + 1);
+	return (unsigned)idx;
+}
