@@ -45,6 +45,7 @@ void aggregate_init(struct shm_header *sh, const struct config *cf)
 		fatal("calloc");
 	agg.ag_routes[SHM_ROUTE_OTHER] = route_new("other");
 	agg.ag_nroutes = 1;
+	agg.ag_interval_start = agg.ag_tick_start = clock_mono_ns();
 }
 
 void aggregate_use_slot(unsigned slot)
@@ -112,6 +113,7 @@ static void take_request(unsigned slot, const struct shm_record *r)
 	ra = agg.ag_routes[global_route(slot, r->r_route)];
 	dur = span(r->r_start, r->r_end);
 	add_both(agg.ag_req, dur);
+	hist_add(&agg.ag_req[AG_TICK], dur);
 	add_both(ra->ra_dur, dur);
 	hist_prom_add(&ra->ra_dur_prom, agg.ag_bounds, agg.ag_nbounds, dur);
 	/* The application's time: from the request's end to the answer's start.  An answer
@@ -280,14 +282,85 @@ const struct hist *aggregate_hist(enum metric_id id, int which)
 	}
 }
 
-void aggregate_interval_reset(void)
+static void count_class(void *ctx, unsigned route, unsigned method, unsigned code, uint64_t n)
 {
+	unsigned c = code / 100;
+
+	(void)route;
+	(void)method;
+	((uint64_t *)ctx)[c >= 1 && c <= 5 ? c : 0] += n;
+}
+
+void aggregate_classes(uint64_t classes[6])
+{
+	memset(classes, 0, 6 * sizeof(classes[0]));
+	aggregate_requests(count_class, classes);
+}
+
+static void count_route(void *ctx, unsigned route, unsigned method, unsigned code, uint64_t n)
+{
+	(void)method;
+	(void)code;
+	((uint64_t *)ctx)[route] += n;
+}
+
+void aggregate_rotate(int64_t now)
+{
+	static uint64_t by_route[AG_ROUTES];
+	double secs = (double)(now - agg.ag_interval_start) / 1e9;
 	unsigned r;
 
+	if (secs <= 0)
+		secs = 1e-9;
+	memset(by_route, 0, sizeof(by_route));
+	aggregate_requests(count_route, by_route);
+	for (r = 0; r < agg.ag_nroutes; r++) {
+		struct route_agg *ra = agg.ag_routes[r];
+
+		ra->ra_last_count = by_route[r] - ra->ra_count_mark;
+		ra->ra_count_mark = by_route[r];
+		ra->ra_last_rate = (double)ra->ra_last_count / secs;
+		ra->ra_last_p99 = hist_quantile(&ra->ra_dur[AG_INTERVAL], 0.99);
+		hist_reset(&ra->ra_dur[AG_INTERVAL]);
+	}
+	agg.ag_last_req = agg.ag_req[AG_INTERVAL];
+	agg.ag_last_app = agg.ag_app[AG_INTERVAL];
+	agg.ag_last_connect = agg.ag_connect[AG_INTERVAL];
+	agg.ag_last_conn = agg.ag_conn[AG_INTERVAL];
+	agg.ag_last_secs = secs;
+	agg.ag_interval_start = now;
 	hist_reset(&agg.ag_connect[AG_INTERVAL]);
 	hist_reset(&agg.ag_conn[AG_INTERVAL]);
 	hist_reset(&agg.ag_req[AG_INTERVAL]);
 	hist_reset(&agg.ag_app[AG_INTERVAL]);
-	for (r = 0; r < agg.ag_nroutes; r++)
-		hist_reset(&agg.ag_routes[r]->ra_dur[AG_INTERVAL]);
+}
+
+void aggregate_tick(int64_t now)
+{
+	struct history_point *hp = &agg.ag_history[agg.ag_nhistory % AG_HISTORY];
+	double secs = (double)(now - agg.ag_tick_start) / 1e9;
+	uint64_t codes[6], ctr[CTR_MAX], conns, reqs = 0;
+	struct timespec ts;
+	unsigned c;
+
+	if (secs <= 0)
+		secs = 1e-9;
+	aggregate_classes(codes);
+	aggregate_counters(ctr);
+	conns = aggregate_total(METRIC_CONNECTIONS, ctr);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	hp->hp_time = ts.tv_sec;
+	for (c = 0; c < 6; c++) {
+		hp->hp_codes[c] = codes[c] - agg.ag_tick_codes[c];
+		reqs += hp->hp_codes[c];
+		agg.ag_tick_codes[c] = codes[c];
+	}
+	hp->hp_rps = (double)reqs / secs;
+	hp->hp_cps = (double)(conns - agg.ag_tick_conns) / secs;
+	agg.ag_tick_conns = conns;
+	hp->hp_p50 = hist_quantile(&agg.ag_req[AG_TICK], 0.5);
+	hp->hp_p99 = hist_quantile(&agg.ag_req[AG_TICK], 0.99);
+	hist_reset(&agg.ag_req[AG_TICK]);
+	agg.ag_tick_start = now;
+	agg.ag_nhistory++;
 }

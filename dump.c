@@ -81,37 +81,34 @@ static void percentiles(struct line *l, const char *k, const struct hist *h)
 		put(l, "}");
 }
 
-/* Status classes: the increase since the last line, by first digit. */
-static uint64_t class_prev[10];
-
-static void count_class(void *ctx, unsigned route, unsigned method, unsigned code, uint64_t n)
-{
-	(void)route;
-	(void)method;
-	((uint64_t *)ctx)[code / 100 % 10] += n;
-}
+/* Status classes: the increase since the last line. */
+static uint64_t class_prev[6];
 
 static void codes(struct line *l)
 {
-	uint64_t now[10] = { 0 };
+	uint64_t now[6];
 	unsigned c;
 
-	aggregate_requests(count_class, now);
+	aggregate_classes(now);
 	if (l->l_json)
 		put(l, ",\"codes\":{");
-	for (c = 1; c < 10; c++) {
-		uint64_t v = now[c] - class_prev[c];
-
-		class_prev[c] = now[c];
-		if (c > 5 && v == 0)
-			continue;	/* codes past 5xx are rare: shown only when they came */
+	for (c = 1; c <= 5; c++) {
 		if (l->l_json)
-			put(l, "%s\"%ux\":%llu", c > 1 ? "," : "", c, (unsigned long long)v);
+			put(l, "%s\"%ux\":%llu", c > 1 ? "," : "", c,
+			    (unsigned long long)(now[c] - class_prev[c]));
 		else
-			put(l, " %uxx=%llu", c, (unsigned long long)v);
+			put(l, " %uxx=%llu", c, (unsigned long long)(now[c] - class_prev[c]));
+	}
+	/* Codes past 5xx are rare: shown only when they came. */
+	if (now[0] != class_prev[0]) {
+		if (l->l_json)
+			put(l, ",\"other\":%llu", (unsigned long long)(now[0] - class_prev[0]));
+		else
+			put(l, " other_codes=%llu", (unsigned long long)(now[0] - class_prev[0]));
 	}
 	if (l->l_json)
 		put(l, "}");
+	memcpy(class_prev, now, sizeof(class_prev));
 }
 
 /* The interval's routes by their number of samples, busiest first. */
@@ -186,7 +183,7 @@ void dump_init(int64_t now)
 	aggregate_counters(ctr);
 	for (m = 0; m < METRIC_MAX; m++)
 		dump_prev[m] = aggregate_total((enum metric_id)m, ctr);
-	aggregate_requests(count_class, class_prev);
+	aggregate_classes(class_prev);
 	dump_since = now;
 }
 
@@ -262,7 +259,6 @@ void dump_write(int64_t now)
 	put(l, "\n");
 	if (l->l_buf[l->l_len - 1] != '\n')
 		l->l_buf[l->l_len - 1] = '\n';	/* a line cut at the buffer's end still ends */
-	aggregate_interval_reset();
 	dump_since = now;
 	/* XXX: a stdout that blocks (a stuck log reader) stalls the master here, never a worker. */
 	if (write(STDOUT_FILENO, l->l_buf, l->l_len) < 0)

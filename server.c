@@ -17,6 +17,7 @@
 #include "config.h"
 #include "dump.h"
 #include "log.h"
+#include "metrics.h"
 #include "net.h"
 #include "shm_stats.h"
 #include "worker.h"
@@ -43,6 +44,7 @@ struct master_slot {
 
 static struct master {
 	int m_listen_fd;
+	int m_metrics_fd;		/* -1: --metrics off */
 	int m_alive_r, m_alive_w;	/* workers hold the read end; EOF = master gone */
 	int m_sig_r, m_sig_w;		/* self-pipe: a signal wakes the poll */
 	struct shm_header *m_shm;
@@ -61,8 +63,8 @@ static struct master {
 	int64_t m_drain_at;		/* TERM + --drain-delay: workers told to finish */
 	int64_t m_kill_at;		/* TERM + delay + --drain-timeout: the rest is killed */
 	int64_t m_next_drain;
-	int64_t m_next_dump;
-	int m_busy_tick;
+	int64_t m_next_interval;	/* the summary line, and the interval's end */
+	int64_t m_next_tick;		/* the next history point */
 } m;
 
 static volatile sig_atomic_t sig_stop, sig_hup, sig_usr1, sig_usr2, sig_chld, sig_ttin,
@@ -194,6 +196,8 @@ static int spawn(int64_t now)
 		close(m.m_sig_r);
 		close(m.m_sig_w);
 		close(m.m_alive_w);
+		if (m.m_metrics_fd >= 0)
+			close(m.m_metrics_fd);
 		worker_run(&env);
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
@@ -448,6 +452,7 @@ static void stop(int64_t now, int again)
 
 	if (!m.m_stopping) {
 		m.m_stopping = 1;
+		metrics_set_stopping();
 		m.m_drain_at = now + cfg.cf_drain_delay_ms * NS_PER_MS;
 		m.m_kill_at = m.m_drain_at + cfg.cf_drain_ms * NS_PER_MS;
 		log_info("stopping: draining for up to %.1fs",
@@ -488,25 +493,42 @@ static int64_t earliest(int64_t a, int64_t b)
 	return b > 0 && b < a ? b : a;
 }
 
+/* The interval: --dump-interval, or 10 s when the line is off (the status page and
+ * /stats.json still show the last interval). */
+static int64_t interval_ns(void)
+{
+	return (cfg.cf_dump_interval_ms > 0 ? cfg.cf_dump_interval_ms : 10000) * NS_PER_MS;
+}
+
+static void end_interval(int64_t now)
+{
+	aggregate_drain();
+	if (cfg.cf_dump_interval_ms > 0)
+		dump_write(now);
+	aggregate_rotate(now);
+}
+
 static void master_loop(void)
 {
-	struct pollfd pfd[1];
+	struct pollfd pfd[2 + METRICS_CLIENTS];
 	struct flags f;
 	int64_t now, wake;
 	size_t drained;
+	int nm;
 
 	for (;;) {
 		now = clock_mono_ns();
-		wake = m.m_next_drain;
-		if (cfg.cf_dump_interval_ms > 0)
-			wake = earliest(wake, m.m_next_dump);
+		wake = earliest(m.m_next_drain, m.m_next_interval);
+		wake = earliest(wake, m.m_next_tick);
 		if (m.m_stopping)
 			wake = earliest(wake, m.m_quit_sent ? m.m_kill_at : m.m_drain_at);
 		if (m.m_respawn_at > now)
 			wake = earliest(wake, m.m_respawn_at);
 		pfd[0].fd = m.m_sig_r;
 		pfd[0].events = POLLIN;
-		if (poll(pfd, 1, clock_poll_ms(wake, now, 1000)) == -1 && errno != EINTR)
+		pfd[0].revents = 0;
+		nm = metrics_pollfds(pfd + 1, &wake);
+		if (poll(pfd, (nfds_t)(1 + nm), clock_poll_ms(wake, now, 1000)) == -1 && errno != EINTR)
 			fatal("poll");
 		now = clock_mono_ns();
 		take_signals(&f);
@@ -537,15 +559,22 @@ static void master_loop(void)
 			drained = aggregate_drain();
 			m.m_next_drain = now + (drained ? TICK_BUSY_MS : TICK_IDLE_MS) * NS_PER_MS;
 		}
-		if (cfg.cf_dump_interval_ms > 0 && (now >= m.m_next_dump || f.f_usr1)) {
-			aggregate_drain();
-			dump_write(now);
-			if (now >= m.m_next_dump)
-				m.m_next_dump = now + cfg.cf_dump_interval_ms * NS_PER_MS;
-		} else if (f.f_usr1) {
-			aggregate_drain();
-			dump_write(now);
+		if (now >= m.m_next_interval || f.f_usr1) {
+			/* USR1 ends the interval early: its line covers what came since the last. */
+			if (f.f_usr1 && cfg.cf_dump_interval_ms == 0) {
+				aggregate_drain();
+				dump_write(now);
+			}
+			end_interval(now);
+			if (now >= m.m_next_interval)
+				m.m_next_interval = now + interval_ns();
 		}
+		if (now >= m.m_next_tick) {
+			aggregate_drain();
+			aggregate_tick(now);
+			m.m_next_tick = now + AG_TICK_MS * NS_PER_MS;
+		}
+		metrics_serve(pfd + 1, nm, now);
 	}
 }
 
@@ -615,11 +644,20 @@ int main(int argc, char **argv)
 	m.m_sig_w = fds[1];
 	setup_signals();
 
+	m.m_metrics_fd = -1;
+	if (cfg.cf_metrics_on) {
+		m.m_metrics_fd = net_listen(&cfg.cf_metrics, 64, err, sizeof(err));
+		if (m.m_metrics_fd == -1)
+			fatalx("%s", err);
+		metrics_init(m.m_metrics_fd);
+	}
+
 	m.m_target = cfg.cf_workers;
 	m.m_ramp = 1;
 	now = clock_mono_ns();
 	m.m_next_drain = now;
-	m.m_next_dump = now + cfg.cf_dump_interval_ms * NS_PER_MS;
+	m.m_next_interval = now + interval_ns();
+	m.m_next_tick = now + AG_TICK_MS * NS_PER_MS;
 	dump_init(now);
 	log_info("sidemeter %s: %s -> %s, %s mode, %u-%u workers, metrics %s", SIDEMETER_VERSION,
 	    cfg.cf_listen.na_text, cfg.cf_upstream.na_text,

@@ -13,7 +13,10 @@
 #include "shm_stats.h"
 
 #define AG_TOTAL 0		/* since start */
-#define AG_INTERVAL 1		/* since the last dump */
+#define AG_INTERVAL 1		/* since the interval began (--dump-interval, else 10 s) */
+#define AG_TICK 2		/* since the last history point */
+#define AG_HISTORY 300		/* history points kept ... */
+#define AG_TICK_MS 2000		/* ... one every 2 s: ten minutes */
 #define AG_ROUTES (CONFIG_MAX_ROUTES + 1)	/* with "other" at 0 */
 #define AG_SIZE_BOUNDS 7	/* request/response size buckets: 100 B ... 100 MB */
 
@@ -23,6 +26,20 @@ struct route_agg {
 	struct hist ra_dur[2];			/* exchange duration: since start, interval */
 	struct hist_prom ra_dur_prom;
 	struct hist_prom ra_app_prom;		/* the application's time to answer */
+	/* the last complete interval */
+	uint64_t ra_last_count;			/* exact requests */
+	double ra_last_rate;			/* per second */
+	uint64_t ra_last_p99;			/* ns, from samples */
+	uint64_t ra_count_mark;			/* exact requests when the interval began */
+};
+
+/* One point of the recent history (every AG_TICK_MS). */
+struct history_point {
+	int64_t hp_time;			/* wall clock, seconds */
+	double hp_rps;				/* requests answered per second */
+	uint64_t hp_p50, hp_p99;		/* exchange duration, ns (0: no samples) */
+	uint64_t hp_codes[6];			/* answers by class: [1] 1xx ... [5] 5xx, [0] other */
+	double hp_cps;				/* connections ended per second */
 };
 
 struct aggregate {
@@ -39,13 +56,22 @@ struct aggregate {
 	struct hist_prom ag_connect_prom;
 	struct hist_prom ag_conn_prom;
 	/* from request records */
-	struct hist ag_req[2];			/* all routes: exchange duration */
+	struct hist ag_req[3];			/* all routes: exchange duration */
 	struct hist ag_app[2];			/* all routes: the application's time */
 	struct hist_prom ag_req_size;		/* bytes, AG_SIZE_BOUNDS */
 	struct hist_prom ag_resp_size;
 	unsigned ag_nroutes;
 	struct route_agg *ag_routes[AG_ROUTES];
 	uint16_t *ag_route_map;		/* [slot][slot's route] -> 1 + global route, 0: unknown */
+	/* the last complete interval, kept for /stats.json */
+	double ag_last_secs;		/* its length; 0 before the first */
+	struct hist ag_last_req, ag_last_app, ag_last_connect, ag_last_conn;
+	int64_t ag_interval_start;
+	/* the recent history, for the status page */
+	struct history_point ag_history[AG_HISTORY];
+	unsigned ag_nhistory;		/* points written, ever */
+	int64_t ag_tick_start;
+	uint64_t ag_tick_codes[6], ag_tick_conns;
 };
 
 extern struct aggregate agg;
@@ -85,8 +111,14 @@ const char *aggregate_route_name(unsigned r);
  * has none). */
 const struct hist *aggregate_hist(enum metric_id id, int which);
 
-/* Start a new interval. */
-void aggregate_interval_reset(void);
+/* End the interval at now: keep a summary of it, start the next. */
+void aggregate_rotate(int64_t now);
+
+/* Add a history point for the time since the last one. */
+void aggregate_tick(int64_t now);
+
+/* Exact answers so far, by status class ([1] 1xx ... [5] 5xx, [0] anything else). */
+void aggregate_classes(uint64_t classes[6]);
 
 /* The scoreboard at a glance. */
 void aggregate_pool(struct pool_view *pv);

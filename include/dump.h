@@ -8,7 +8,8 @@
 /* Start counting the first interval at now. */
 void dump_init(int64_t now);
 
-/* Write one line covering the interval that ends now, then start the next interval. */
+/* Write one line covering the interval that ends now; the caller then starts the next
+ * with aggregate_rotate(). */
 void dump_write(int64_t now);
 
 #endif

@@ -56,7 +56,17 @@
 	X(WORKER_RESTARTS, "sidemeter_worker_restarts_total", COUNTER, ANY, "restarts", DUMP_SUM, \
 	    "Workers that ended unplanned (crashed or killed as wedged) and were replaced.") \
 	X(RING_DROPPED, "sidemeter_ring_dropped_records_total", COUNTER, ANY, "dropped",    \
-	    DUMP_SUM, "Per-request samples dropped because a worker's ring was full (counts are exact).")
+	    DUMP_SUM, "Per-request samples dropped because a worker's ring was full (counts are exact).") \
+	X(BUILD_INFO, "sidemeter_build_info", GAUGE, ANY, "", DUMP_NONE,                    \
+	    "The running version, as a label; always 1.")                                  \
+	X(PROCESS_CPU, "process_cpu_seconds_total", COUNTER, ANY, "", DUMP_NONE,             \
+	    "User and system CPU time, master and workers together.")                     \
+	X(PROCESS_RSS, "process_resident_memory_bytes", GAUGE, ANY, "", DUMP_NONE,           \
+	    "Resident memory, master and workers added up (shared pages count in each).")  \
+	X(PROCESS_FDS, "process_open_fds", GAUGE, ANY, "", DUMP_NONE,                        \
+	    "Open file descriptors, master and workers together.")                        \
+	X(PROCESS_START, "process_start_time_seconds", GAUGE, ANY, "", DUMP_NONE,            \
+	    "When the master started, in seconds since the Unix epoch.")
 
 enum metric_type { MT_COUNTER, MT_GAUGE, MT_HISTOGRAM };
 enum metric_scope { SCOPE_ANY, SCOPE_HTTP };

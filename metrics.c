@@ -1,0 +1,932 @@
+/* metrics.c: the metrics port (see include/metrics.h).  The pages are rendered from the
+ * aggregate when asked for; the Prometheus page walks the metric table in order, so every
+ * family appears once, with one HELP and one TYPE line, in the table's order. */
+#if defined(__linux__)
+#define _GNU_SOURCE		/* accept4 */
+#endif
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "aggregate.h"
+#include "clock.h"
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "net.h"
+
+#define REQUEST_MAX 4096		/* a request head larger than this gets a 431 */
+#define CLIENT_MS 5000			/* a client has this long to ask and be answered */
+#define READY_CHECK_MS 1000		/* the application is probed at most this often */
+#define READY_CONNECT_MS 200
+#define PAGE_MAX (16u << 20)		/* no page grows past this */
+
+extern const char *const status_html[];	/* status.html, compiled in */
+
+/* ---- buffers ---- */
+
+void buf_append(struct buf *b, const char *p, size_t n)
+{
+	if (b->b_failed)
+		return;
+	if (b->b_len + n + 1 > b->b_cap) {
+		size_t cap = b->b_cap ? b->b_cap : 16384;
+		char *nd;
+
+		while (cap < b->b_len + n + 1)
+			cap *= 2;
+		nd = cap > PAGE_MAX ? NULL : realloc(b->b_data, cap);
+		if (nd == NULL) {
+			b->b_failed = 1;
+			return;
+		}
+		b->b_data = nd;
+		b->b_cap = cap;
+	}
+	memcpy(b->b_data + b->b_len, p, n);
+	b->b_len += n;
+	b->b_data[b->b_len] = '\0';
+}
+
+void buf_printf(struct buf *b, const char *fmt, ...)
+{
+	char small[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(small, sizeof(small), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n < sizeof(small)) {
+		buf_append(b, small, (size_t)n);
+		return;
+	}
+	{
+		char *big = malloc((size_t)n + 1);
+
+		if (big == NULL) {
+			b->b_failed = 1;
+			return;
+		}
+		va_start(ap, fmt);
+		vsnprintf(big, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+		buf_append(b, big, (size_t)n);
+		free(big);
+	}
+}
+
+void buf_free(struct buf *b)
+{
+	free(b->b_data);
+	memset(b, 0, sizeof(*b));
+}
+
+/* A label value: backslash, double quote and newline escaped; anything that is not valid
+ * UTF-8 replaced by U+FFFD, so the page stays valid whatever the clients sent. */
+static void label_value(struct buf *b, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		unsigned need = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2 :
+		    (*p & 0xf8) == 0xf0 ? 3 : 4;
+		unsigned k;
+
+		if (*p == '\\' || *p == '"') {
+			buf_append(b, "\\", 1);
+			buf_append(b, (const char *)p++, 1);
+			continue;
+		}
+		if (*p == '\n') {
+			buf_append(b, "\\n", 2);
+			p++;
+			continue;
+		}
+		for (k = 1; k <= need && need < 4; k++)
+			if ((p[k] & 0xc0) != 0x80)
+				break;
+		if (need == 4 || k <= need || (need == 1 && *p < 0xc2)) {
+			buf_append(b, "\xef\xbf\xbd", 3);
+			p++;
+			continue;
+		}
+		buf_append(b, (const char *)p, need + 1);
+		p += need + 1;
+	}
+}
+
+/* ---- Prometheus ---- */
+
+static void family(struct buf *b, enum metric_id id)
+{
+	static const char *const types[] = { "counter", "gauge", "histogram" };
+	const struct metric_def *md = &metric_defs[id];
+
+	buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", md->md_name, md->md_help, md->md_name,
+	    types[md->md_type]);
+}
+
+/* A histogram's series.  labels is "" or 'name="value",'; values are divided by scale for
+ * the sum (ns to seconds: 1e9). */
+static void prom_hist(struct buf *b, const char *name, const char *labels,
+    const struct hist_prom *hp, unsigned nbounds, const char *const *le, double scale)
+{
+	uint64_t cum = 0;
+	unsigned i;
+
+	for (i = 0; i < nbounds; i++) {
+		cum += hp->hp_b[i];
+		buf_printf(b, "%s_bucket{%sle=\"%s\"} %llu\n", name, labels, le[i],
+		    (unsigned long long)cum);
+	}
+	cum += hp->hp_b[nbounds];
+	buf_printf(b, "%s_bucket{%sle=\"+Inf\"} %llu\n", name, labels, (unsigned long long)cum);
+	if (labels[0]) {
+		size_t n = strlen(labels) - 1;	/* without the trailing comma */
+
+		buf_printf(b, "%s_sum{%.*s} %.9g\n%s_count{%.*s} %llu\n", name, (int)n, labels,
+		    (double)hp->hp_sum / scale, name, (int)n, labels, (unsigned long long)hp->hp_count);
+	} else {
+		buf_printf(b, "%s_sum %.9g\n%s_count %llu\n", name, (double)hp->hp_sum / scale, name,
+		    (unsigned long long)hp->hp_count);
+	}
+}
+
+static char le_seconds[CONFIG_MAX_BUCKETS][32];
+static const char *le_sec_ptr[CONFIG_MAX_BUCKETS];
+static char le_bytes[AG_SIZE_BOUNDS][24];
+static const char *le_bytes_ptr[AG_SIZE_BOUNDS];
+
+static void labelled_counters(struct buf *b, enum metric_id id, const char *label,
+    const uint64_t *ctr, const char *const *names, unsigned n)
+{
+	unsigned i;
+
+	family(b, id);
+	for (i = 0; i < n; i++)
+		buf_printf(b, "%s{%s=\"%s\"} %llu\n", metric_defs[id].md_name, label, names[i],
+		    (unsigned long long)ctr[i]);
+}
+
+/* Request counts merged over slots: collected, sorted by key, equal keys added up. */
+struct req_entry {
+	uint32_t re_key;
+	uint64_t re_count;
+};
+
+struct req_list {
+	struct req_entry *rl_e;
+	size_t rl_n, rl_cap;
+};
+
+static void collect(void *ctx, unsigned route, unsigned method, unsigned code, uint64_t n)
+{
+	struct req_list *l = ctx;
+
+	if (l->rl_n == l->rl_cap) {
+		size_t cap = l->rl_cap ? 2 * l->rl_cap : 256;
+		struct req_entry *e = realloc(l->rl_e, cap * sizeof(*e));
+
+		if (e == NULL)
+			return;		/* a page cut short beats a dead master */
+		l->rl_e = e;
+		l->rl_cap = cap;
+	}
+	l->rl_e[l->rl_n].re_key = SHM_REQ_KEY(route, method, code);
+	l->rl_e[l->rl_n++].re_count = n;
+}
+
+static int by_key(const void *a, const void *b)
+{
+	uint32_t x = ((const struct req_entry *)a)->re_key, y = ((const struct req_entry *)b)->re_key;
+
+	return x < y ? -1 : x > y;
+}
+
+static void requests(struct buf *b, const uint64_t *ctr)
+{
+	struct req_list l = { NULL, 0, 0 };
+	size_t i, j;
+
+	family(b, METRIC_HTTP_REQUESTS);
+	aggregate_requests(collect, &l);
+	if (l.rl_n > 1)
+		qsort(l.rl_e, l.rl_n, sizeof(l.rl_e[0]), by_key);
+	for (i = 0; i < l.rl_n; i = j) {
+		uint64_t n = 0;
+		uint32_t key = l.rl_e[i].re_key;
+
+		for (j = i; j < l.rl_n && l.rl_e[j].re_key == key; j++)
+			n += l.rl_e[j].re_count;
+		buf_printf(b, "sidemeter_http_requests_total{method=\"%s\",code=\"%03u\",route=\"",
+		    http_method_names[SHM_REQ_METHOD(key) < METHOD_MAX ? SHM_REQ_METHOD(key) : METHOD_OTHER],
+		    SHM_REQ_CODE(key));
+		label_value(b, aggregate_route_name(SHM_REQ_ROUTE(key)));
+		buf_printf(b, "\"} %llu\n", (unsigned long long)n);
+	}
+	/* Counted exactly, but a worker's table had no room for its labels. */
+	if (ctr[CTR_REQ_UNCLASSIFIED])
+		buf_printf(b, "sidemeter_http_requests_total{method=\"OTHER\",code=\"unclassified\","
+		    "route=\"other\"} %llu\n", (unsigned long long)ctr[CTR_REQ_UNCLASSIFIED]);
+	free(l.rl_e);
+}
+
+static void route_hists(struct buf *b, enum metric_id id)
+{
+	char labels[SHM_ROUTE_LEN * 2 + 16];
+	struct buf lb = { NULL, 0, 0, 0 };
+	unsigned r;
+
+	family(b, id);
+	for (r = 0; r < agg.ag_nroutes; r++) {
+		const struct route_agg *ra = agg.ag_routes[r];
+		const struct hist_prom *hp = id == METRIC_HTTP_REQUEST_DURATION ? &ra->ra_dur_prom :
+		    &ra->ra_app_prom;
+
+		if (hp->hp_count == 0)
+			continue;
+		lb.b_len = 0;
+		buf_append(&lb, "route=\"", 7);
+		label_value(&lb, ra->ra_name);
+		buf_append(&lb, "\",", 2);
+		if (lb.b_failed)
+			break;
+		snprintf(labels, sizeof(labels), "%s", lb.b_data);
+		prom_hist(b, metric_defs[id].md_name, labels, hp, agg.ag_nbounds, le_sec_ptr, 1e9);
+	}
+	buf_free(&lb);
+}
+
+/* ---- the processes ---- */
+
+struct proc_sum {
+	double ps_cpu;			/* seconds */
+	uint64_t ps_rss;		/* bytes */
+	unsigned ps_fds;
+};
+
+#if defined(__linux__)
+static void proc_add(pid_t pid, struct proc_sum *ps)
+{
+	char path[64], stat[1024], *p;
+	unsigned long utime, stime;
+	long rss;
+	FILE *f;
+	DIR *d;
+	struct dirent *de;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return;
+	p = fgets(stat, sizeof(stat), f);
+	fclose(f);
+	if (p == NULL || (p = strrchr(stat, ')')) == NULL)
+		return;
+	/* after "pid (comm)": state is field 3; utime 14, stime 15, rss 24 */
+	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d "
+	    "%*d %*d %*u %*u %ld", &utime, &stime, &rss) != 3)
+		return;
+	ps->ps_cpu += (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+	ps->ps_rss += (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+	snprintf(path, sizeof(path), "/proc/%ld/fd", (long)pid);
+	d = opendir(path);
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			ps->ps_fds++;
+	closedir(d);
+}
+#endif
+
+static void processes(struct proc_sum *ps)
+{
+	memset(ps, 0, sizeof(*ps));
+#if defined(__linux__)
+	{
+		unsigned i;
+
+		proc_add(getpid(), ps);
+		for (i = 0; i < agg.ag_nslots; i++) {
+			int32_t pid = atomic_load_explicit(&shm_stats_slot(agg.ag_shm, i)->sl_sb.sb_pid,
+			    memory_order_relaxed);
+
+			if (pid > 0)
+				proc_add(pid, ps);
+		}
+	}
+#endif
+}
+
+static int64_t started_wall;
+
+void metrics_render_prometheus(struct buf *b)
+{
+	static const char *const accept_names[] = { "emfile", "other" };
+	uint64_t ctr[CTR_MAX], acc[2], states[WORKER_STATE_MAX];
+	struct pool_view pv;
+	struct proc_sum ps;
+	unsigned m, i;
+
+	aggregate_drain();
+	aggregate_counters(ctr);
+	aggregate_pool(&pv);
+	processes(&ps);
+	for (m = 0; m < METRIC_MAX; m++) {
+		const struct metric_def *md = &metric_defs[m];
+
+		if (md->md_scope == SCOPE_HTTP && cfg.cf_mode != MODE_HTTP)
+			continue;
+		switch ((enum metric_id)m) {
+		case METRIC_CONNECTIONS:
+			labelled_counters(b, METRIC_CONNECTIONS, "reason", ctr + CTR_CLOSE,
+			    close_reason_names, CLOSE_MAX);
+			break;
+		case METRIC_HTTP_INCOMPLETE:
+			labelled_counters(b, METRIC_HTTP_INCOMPLETE, "reason", ctr + CTR_INCOMPLETE,
+			    incomplete_reason_names, INCOMPLETE_MAX);
+			break;
+		case METRIC_OPAQUE:
+			labelled_counters(b, METRIC_OPAQUE, "reason", ctr + CTR_OPAQUE,
+			    opaque_reason_names, OPAQUE_MAX);
+			break;
+		case METRIC_UPSTREAM_ERRORS:
+			labelled_counters(b, METRIC_UPSTREAM_ERRORS, "reason", ctr + CTR_UPSTREAM,
+			    upstream_error_names, UPSTREAM_MAX);
+			break;
+		case METRIC_ACCEPT_ERRORS:
+			acc[0] = ctr[CTR_ACCEPT_EMFILE];
+			acc[1] = ctr[CTR_ACCEPT_ERROR];
+			labelled_counters(b, METRIC_ACCEPT_ERRORS, "reason", acc, accept_names, 2);
+			break;
+		case METRIC_WORKERS:
+			for (i = 0; i < WORKER_STATE_MAX; i++)
+				states[i] = pv.pv_state[i];
+			/* FREE is an empty slot, not a worker */
+			labelled_counters(b, METRIC_WORKERS, "state", states + 1, worker_state_names + 1,
+			    WORKER_STATE_MAX - 1);
+			break;
+		case METRIC_HTTP_REQUESTS:
+			requests(b, ctr);
+			break;
+		case METRIC_HTTP_REQUEST_DURATION:
+		case METRIC_HTTP_UPSTREAM_DURATION:
+			route_hists(b, (enum metric_id)m);
+			break;
+		case METRIC_CONNECT_DURATION:
+			family(b, METRIC_CONNECT_DURATION);
+			prom_hist(b, md->md_name, "", &agg.ag_connect_prom, agg.ag_nbounds, le_sec_ptr, 1e9);
+			break;
+		case METRIC_CONNECTION_DURATION:
+			family(b, METRIC_CONNECTION_DURATION);
+			prom_hist(b, md->md_name, "", &agg.ag_conn_prom, agg.ag_nbounds, le_sec_ptr, 1e9);
+			break;
+		case METRIC_HTTP_REQUEST_SIZE:
+			family(b, METRIC_HTTP_REQUEST_SIZE);
+			prom_hist(b, md->md_name, "", &agg.ag_req_size, AG_SIZE_BOUNDS, le_bytes_ptr, 1);
+			break;
+		case METRIC_HTTP_RESPONSE_SIZE:
+			family(b, METRIC_HTTP_RESPONSE_SIZE);
+			prom_hist(b, md->md_name, "", &agg.ag_resp_size, AG_SIZE_BOUNDS, le_bytes_ptr, 1);
+			break;
+		case METRIC_BUILD_INFO:
+			family(b, METRIC_BUILD_INFO);
+			buf_printf(b, "%s{version=\"%s\"} 1\n", md->md_name, SIDEMETER_VERSION);
+			break;
+		case METRIC_PROCESS_CPU:
+			family(b, METRIC_PROCESS_CPU);
+			buf_printf(b, "%s %.2f\n", md->md_name, ps.ps_cpu);
+			break;
+		case METRIC_PROCESS_RSS:
+			family(b, METRIC_PROCESS_RSS);
+			buf_printf(b, "%s %llu\n", md->md_name, (unsigned long long)ps.ps_rss);
+			break;
+		case METRIC_PROCESS_FDS:
+			family(b, METRIC_PROCESS_FDS);
+			buf_printf(b, "%s %u\n", md->md_name, ps.ps_fds);
+			break;
+		case METRIC_PROCESS_START:
+			family(b, METRIC_PROCESS_START);
+			buf_printf(b, "%s %lld\n", md->md_name, (long long)started_wall);
+			break;
+		default:
+			/* a plain counter or gauge: one unlabelled value */
+			family(b, (enum metric_id)m);
+			buf_printf(b, "%s %llu\n", md->md_name,
+			    (unsigned long long)aggregate_total((enum metric_id)m, ctr));
+			break;
+		}
+	}
+}
+
+/* ---- /stats.json ---- */
+
+static void json_ms(struct buf *b, const char *key, uint64_t ns, int have)
+{
+	if (have)
+		buf_printf(b, "\"%s\":%.3f", key, (double)ns / 1e6);
+	else
+		buf_printf(b, "\"%s\":null", key);
+}
+
+static void json_pct(struct buf *b, const char *key, const struct hist *h)
+{
+	buf_printf(b, "\"%s\":{\"count\":%llu,", key, (unsigned long long)h->h_count);
+	json_ms(b, "p50", hist_quantile(h, 0.5), h->h_count > 0);
+	buf_append(b, ",", 1);
+	json_ms(b, "p90", hist_quantile(h, 0.9), h->h_count > 0);
+	buf_append(b, ",", 1);
+	json_ms(b, "p99", hist_quantile(h, 0.99), h->h_count > 0);
+	buf_append(b, ",", 1);
+	json_ms(b, "max", h->h_max, h->h_count > 0);
+	buf_append(b, "}", 1);
+}
+
+/* A string from our own tables or routes (printable ASCII without quotes or backslashes),
+ * escaped all the same. */
+static void json_str(struct buf *b, const char *s)
+{
+	buf_append(b, "\"", 1);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			buf_append(b, "\\", 1);
+		if ((unsigned char)*s < 0x20)
+			buf_printf(b, "\\u%04x", (unsigned char)*s);
+		else
+			buf_append(b, s, 1);
+	}
+	buf_append(b, "\"", 1);
+}
+
+struct route_row {
+	uint64_t rr_count, rr_5xx;
+};
+
+static void count_route_rows(void *ctx, unsigned route, unsigned method, unsigned code,
+    uint64_t n)
+{
+	struct route_row *rows = ctx;
+
+	(void)method;
+	rows[route].rr_count += n;
+	if (code / 100 == 5)
+		rows[route].rr_5xx += n;
+}
+
+static int metrics_stopping;
+
+void metrics_render_stats(struct buf *b)
+{
+	static struct route_row rows[AG_ROUTES];
+	uint64_t ctr[CTR_MAX], classes[6];
+	int64_t now = clock_mono_ns();
+	struct pool_view pv;
+	unsigned i, k, n;
+
+	aggregate_drain();
+	aggregate_counters(ctr);
+	aggregate_classes(classes);
+	aggregate_pool(&pv);
+	memset(rows, 0, sizeof(rows));
+	aggregate_requests(count_route_rows, rows);
+
+	buf_printf(b, "{\"version\":\"%s\",\"mode\":\"%s\",\"listen\":", SIDEMETER_VERSION,
+	    cfg.cf_mode == MODE_HTTP ? "http" : "tcp");
+	json_str(b, cfg.cf_listen.na_text);
+	buf_append(b, ",\"upstream\":", 12);
+	json_str(b, cfg.cf_upstream.na_text);
+	buf_printf(b, ",\"uptime_s\":%.1f,\"stopping\":%s,\"dump_interval_s\":%.3f",
+	    (double)(now - agg.ag_shm->sh_started) / 1e9, metrics_stopping ? "true" : "false",
+	    (double)cfg.cf_dump_interval_ms / 1000);
+	buf_printf(b, ",\"totals\":{\"conns\":%llu,\"active\":%u,\"requests\":%llu,"
+	    "\"incomplete\":%llu,\"opaque\":%llu,\"tunnels\":%llu,\"upstream_errors\":%llu,"
+	    "\"in_bytes\":%llu,\"out_bytes\":%llu,\"restarts\":%llu,\"dropped\":%llu}",
+	    (unsigned long long)aggregate_total(METRIC_CONNECTIONS, ctr), pv.pv_active,
+	    (unsigned long long)aggregate_total(METRIC_HTTP_REQUESTS, ctr),
+	    (unsigned long long)aggregate_total(METRIC_HTTP_INCOMPLETE, ctr),
+	    (unsigned long long)aggregate_total(METRIC_OPAQUE, ctr),
+	    (unsigned long long)ctr[CTR_TUNNELS],
+	    (unsigned long long)aggregate_total(METRIC_UPSTREAM_ERRORS, ctr),
+	    (unsigned long long)ctr[CTR_BYTES_IN], (unsigned long long)ctr[CTR_BYTES_OUT],
+	    (unsigned long long)agg.ag_restarts, (unsigned long long)ctr[CTR_RING_DROPPED]);
+	buf_printf(b, ",\"codes\":{\"1xx\":%llu,\"2xx\":%llu,\"3xx\":%llu,\"4xx\":%llu,"
+	    "\"5xx\":%llu,\"other\":%llu}", (unsigned long long)classes[1],
+	    (unsigned long long)classes[2], (unsigned long long)classes[3],
+	    (unsigned long long)classes[4], (unsigned long long)classes[5],
+	    (unsigned long long)classes[0]);
+
+	buf_append(b, ",\"since_start\":{", 16);
+	json_pct(b, "request_ms", &agg.ag_req[AG_TOTAL]);
+	buf_append(b, ",", 1);
+	json_pct(b, "app_ms", &agg.ag_app[AG_TOTAL]);
+	buf_append(b, ",", 1);
+	json_pct(b, "connect_ms", &agg.ag_connect[AG_TOTAL]);
+	buf_append(b, ",", 1);
+	json_pct(b, "conn_ms", &agg.ag_conn[AG_TOTAL]);
+	buf_printf(b, "},\"last_interval\":{\"seconds\":%.3f,", agg.ag_last_secs);
+	json_pct(b, "request_ms", &agg.ag_last_req);
+	buf_append(b, ",", 1);
+	json_pct(b, "app_ms", &agg.ag_last_app);
+	buf_append(b, ",", 1);
+	json_pct(b, "connect_ms", &agg.ag_last_connect);
+	buf_append(b, ",", 1);
+	json_pct(b, "conn_ms", &agg.ag_last_conn);
+	buf_append(b, "}", 1);
+
+	buf_append(b, ",\"routes\":[", 11);
+	for (i = 0, k = 0; i < agg.ag_nroutes; i++) {
+		const struct route_agg *ra = agg.ag_routes[i];
+		const struct hist *h = &ra->ra_dur[AG_TOTAL];
+
+		if (rows[i].rr_count == 0 && h->h_count == 0)
+			continue;
+		buf_printf(b, "%s{\"route\":", k++ ? "," : "");
+		json_str(b, ra->ra_name);
+		buf_printf(b, ",\"count\":%llu,\"errors_5xx\":%llu,\"rate\":%.3f,",
+		    (unsigned long long)rows[i].rr_count, (unsigned long long)rows[i].rr_5xx,
+		    ra->ra_last_rate);
+		json_ms(b, "p50_ms", hist_quantile(h, 0.5), h->h_count > 0);
+		buf_append(b, ",", 1);
+		json_ms(b, "p90_ms", hist_quantile(h, 0.9), h->h_count > 0);
+		buf_append(b, ",", 1);
+		json_ms(b, "p99_ms", hist_quantile(h, 0.99), h->h_count > 0);
+		buf_append(b, ",", 1);
+		json_ms(b, "max_ms", h->h_max, h->h_count > 0);
+		buf_append(b, ",", 1);
+		json_ms(b, "last_p99_ms", ra->ra_last_p99, ra->ra_last_count > 0);
+		buf_append(b, "}", 1);
+	}
+	buf_append(b, "]", 1);
+
+	buf_printf(b, ",\"workers\":{\"live\":%u,\"busy\":%u,\"idle\":%u,\"slots\":[", pv.pv_live,
+	    pv.pv_state[WORKER_BUSY], pv.pv_state[WORKER_IDLE]);
+	for (i = 0, k = 0; i < agg.ag_nslots; i++) {
+		const struct shm_scoreboard *sb = &shm_stats_slot(agg.ag_shm, i)->sl_sb;
+		unsigned st = atomic_load_explicit(&sb->sb_state, memory_order_relaxed);
+		int64_t cs = atomic_load_explicit(&sb->sb_conn_start, memory_order_relaxed);
+		int64_t rs = atomic_load_explicit(&sb->sb_req_start, memory_order_relaxed);
+		int64_t hb = atomic_load_explicit(&sb->sb_heartbeat, memory_order_relaxed);
+
+		if (st == WORKER_FREE || st >= WORKER_STATE_MAX)
+			continue;
+		buf_printf(b, "%s{\"slot\":%u,\"pid\":%d,\"state\":\"%s\",\"generation\":%u,"
+		    "\"conns\":%llu,\"requests\":%llu,\"conn_s\":%.3f,\"request_s\":%.3f,"
+		    "\"heartbeat_s\":%.3f}", k++ ? "," : "", i,
+		    (int)atomic_load_explicit(&sb->sb_pid, memory_order_relaxed), worker_state_names[st],
+		    atomic_load_explicit(&sb->sb_generation, memory_order_relaxed),
+		    (unsigned long long)atomic_load_explicit(&sb->sb_conns, memory_order_relaxed),
+		    (unsigned long long)atomic_load_explicit(&sb->sb_requests, memory_order_relaxed),
+		    cs > 0 ? (double)(now - cs) / 1e9 : 0.0, rs > 0 ? (double)(now - rs) / 1e9 : 0.0,
+		    (double)(now - hb) / 1e9);
+	}
+	buf_append(b, "]}", 2);
+
+	buf_printf(b, ",\"history_step_s\":%d,\"history\":[", AG_TICK_MS / 1000);
+	n = agg.ag_nhistory < AG_HISTORY ? agg.ag_nhistory : AG_HISTORY;
+	for (i = 0; i < n; i++) {
+		const struct history_point *hp =
+		    &agg.ag_history[(agg.ag_nhistory - n + i) % AG_HISTORY];
+
+		buf_printf(b, "%s{\"t\":%lld,\"rps\":%.2f,\"cps\":%.2f,", i ? "," : "",
+		    (long long)hp->hp_time, hp->hp_rps, hp->hp_cps);
+		json_ms(b, "p50_ms", hp->hp_p50, hp->hp_p99 > 0);
+		buf_append(b, ",", 1);
+		json_ms(b, "p99_ms", hp->hp_p99, hp->hp_p99 > 0);
+		buf_printf(b, ",\"codes\":[%llu,%llu,%llu,%llu,%llu,%llu]}",
+		    (unsigned long long)hp->hp_codes[1], (unsigned long long)hp->hp_codes[2],
+		    (unsigned long long)hp->hp_codes[3], (unsigned long long)hp->hp_codes[4],
+		    (unsigned long long)hp->hp_codes[5], (unsigned long long)hp->hp_codes[0]);
+	}
+	buf_append(b, "]}\n", 3);
+}
+
+/* ---- readiness ---- */
+
+static int ready_app;			/* the application accepted a connection */
+static int64_t ready_checked;		/* when that was last tried */
+static char ready_why[400];
+
+void metrics_set_stopping(void)
+{
+	metrics_stopping = 1;
+}
+
+/* Ready: not stopping, a worker accepting, and the application accepting connections.
+ * XXX: the probe is a blocking connect of at most READY_CONNECT_MS, at most once a second;
+ * it can delay the master's loop by that much, never a worker. */
+static int ready(int64_t now, char *why, size_t len)
+{
+	struct pool_view pv;
+	int fd;
+
+	if (metrics_stopping) {
+		snprintf(why, len, "stopping");
+		return 0;
+	}
+	aggregate_pool(&pv);
+	if (pv.pv_state[WORKER_IDLE] + pv.pv_state[WORKER_BUSY] == 0) {
+		snprintf(why, len, "no worker is ready");
+		return 0;
+	}
+	if (ready_checked == 0 || now - ready_checked >= READY_CHECK_MS * NS_PER_MS) {
+		ready_checked = now;
+		fd = net_connect(&cfg.cf_upstream, READY_CONNECT_MS);
+		ready_app = fd >= 0;
+		if (fd >= 0)
+			close(fd);
+		else
+			snprintf(ready_why, sizeof(ready_why), "the application at %s: %s",
+			    cfg.cf_upstream.na_text, strerror(errno));
+	}
+	if (!ready_app)
+		snprintf(why, len, "%s", ready_why);
+	return ready_app;
+}
+
+/* ---- the responder ---- */
+
+struct client {
+	int cl_fd;			/* -1: a free place */
+	int64_t cl_deadline;
+	size_t cl_in;
+	char cl_req[REQUEST_MAX];
+	struct buf cl_out;
+	size_t cl_off;			/* bytes of cl_out sent */
+	int cl_writing;
+};
+
+static struct client clients[METRICS_CLIENTS];
+static int metrics_fd = -1;
+
+void metrics_init(int listen_fd)
+{
+	struct timespec ts;
+	unsigned i;
+
+	metrics_fd = listen_fd;
+	if (net_set_nonblock(listen_fd, 1) == -1)
+		fatal("fcntl O_NONBLOCK on the metrics socket");
+	for (i = 0; i < METRICS_CLIENTS; i++)
+		clients[i].cl_fd = -1;
+	for (i = 0; i < cfg.cf_nbuckets; i++) {
+		snprintf(le_seconds[i], sizeof(le_seconds[i]), "%g", cfg.cf_buckets[i]);
+		le_sec_ptr[i] = le_seconds[i];
+	}
+	for (i = 0; i < AG_SIZE_BOUNDS; i++) {
+		snprintf(le_bytes[i], sizeof(le_bytes[i]), "%llu",
+		    (unsigned long long)aggregate_size_bounds[i]);
+		le_bytes_ptr[i] = le_bytes[i];
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	started_wall = ts.tv_sec;
+}
+
+static void client_close(struct client *cl)
+{
+	close(cl->cl_fd);
+	cl->cl_fd = -1;
+	buf_free(&cl->cl_out);
+}
+
+static void respond(struct client *cl, unsigned code, const char *type, const struct buf *body,
+    int head)
+{
+	static const struct { unsigned c; const char *t; } texts[] = {
+		{ 200, "OK" }, { 400, "Bad Request" }, { 404, "Not Found" },
+		{ 405, "Method Not Allowed" }, { 431, "Request Header Fields Too Large" },
+		{ 500, "Internal Server Error" }, { 503, "Service Unavailable" },
+	};
+	const char *text = "";
+	size_t i;
+
+	for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+		if (texts[i].c == code)
+			text = texts[i].t;
+	buf_printf(&cl->cl_out, "HTTP/1.1 %u %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+	    "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n", code, text, type,
+	    body ? body->b_len : 0, code == 405 ? "Allow: GET, HEAD\r\n" : "");
+	if (body && !head)
+		buf_append(&cl->cl_out, body->b_data, body->b_len);
+	cl->cl_writing = 1;
+	cl->cl_off = 0;
+}
+
+static void respond_text(struct client *cl, unsigned code, const char *text, int head)
+{
+	struct buf b = { NULL, 0, 0, 0 };
+
+	buf_printf(&b, "%s\n", text);
+	respond(cl, code, "text/plain; charset=utf-8", &b, head);
+	buf_free(&b);
+}
+
+static void handle(struct client *cl, int64_t now)
+{
+	struct buf body = { NULL, 0, 0, 0 };
+	const char *req = cl->cl_req, *sp1, *sp2;
+	char path[64], why[400];
+	size_t plen;
+	int head;
+
+	sp1 = memchr(req, ' ', cl->cl_in);
+	sp2 = sp1 ? memchr(sp1 + 1, ' ', cl->cl_in - (size_t)(sp1 + 1 - req)) : NULL;
+	if (sp1 == NULL || sp2 == NULL || strncmp(sp2 + 1, "HTTP/1.", 7) != 0) {
+		respond_text(cl, 400, "bad request", 0);
+		return;
+	}
+	head = sp1 - req == 4 && memcmp(req, "HEAD", 4) == 0;
+	if (!head && !(sp1 - req == 3 && memcmp(req, "GET", 3) == 0)) {
+		respond_text(cl, 405, "only GET and HEAD", 0);
+		return;
+	}
+	for (plen = 0; sp1 + 1 + plen < sp2 && sp1[1 + plen] != '?'; plen++)
+		;
+	if (plen >= sizeof(path)) {
+		respond_text(cl, 404, "not found", head);
+		return;
+	}
+	memcpy(path, sp1 + 1, plen);
+	path[plen] = '\0';
+
+	if (strcmp(path, "/metrics") == 0) {
+		metrics_render_prometheus(&body);
+		if (body.b_failed)
+			respond_text(cl, 500, "out of memory rendering the page", head);
+		else
+			respond(cl, 200, "text/plain; version=0.0.4; charset=utf-8", &body, head);
+	} else if (strcmp(path, "/healthz") == 0) {
+		respond_text(cl, 200, "ok", head);
+	} else if (strcmp(path, "/readyz") == 0) {
+		if (ready(now, why, sizeof(why)))
+			respond_text(cl, 200, "ready", head);
+		else {
+			buf_printf(&body, "not ready: %s", why);
+			respond_text(cl, 503, body.b_data ? body.b_data : "not ready", head);
+		}
+	} else if (strcmp(path, "/stats.json") == 0) {
+		metrics_render_stats(&body);
+		respond(cl, body.b_failed ? 500 : 200, "application/json", &body, head);
+	} else if (strcmp(path, "/") == 0) {
+		const char *const *line;
+
+		for (line = status_html; *line; line++)
+			buf_append(&body, *line, strlen(*line));
+		respond(cl, 200, "text/html; charset=utf-8", &body, head);
+	} else {
+		respond_text(cl, 404, "not found", head);
+	}
+	buf_free(&body);
+}
+
+int metrics_pollfds(struct pollfd *pfd, int64_t *deadline)
+{
+	int n = 0, room = 0;
+	unsigned i;
+
+	if (metrics_fd < 0)
+		return 0;
+	for (i = 0; i < METRICS_CLIENTS; i++) {
+		struct client *cl = &clients[i];
+
+		if (cl->cl_fd < 0) {
+			room = 1;
+			continue;
+		}
+		pfd[n].fd = cl->cl_fd;
+		pfd[n].events = cl->cl_writing ? POLLOUT : POLLIN;
+		pfd[n++].revents = 0;
+		if (cl->cl_deadline < *deadline)
+			*deadline = cl->cl_deadline;
+	}
+	/* Full: new clients wait in the backlog until a place is free. */
+	if (room) {
+		pfd[n].fd = metrics_fd;
+		pfd[n].events = POLLIN;
+		pfd[n++].revents = 0;
+	}
+	return n;
+}
+
+static struct client *client_of(int fd)
+{
+	unsigned i;
+
+	for (i = 0; i < METRICS_CLIENTS; i++)
+		if (clients[i].cl_fd == fd)
+			return &clients[i];
+	return NULL;
+}
+
+static void accept_clients(int64_t now)
+{
+	unsigned i;
+	int fd;
+
+	for (i = 0; i < METRICS_CLIENTS; i++) {
+		struct client *cl = &clients[i];
+
+		if (cl->cl_fd >= 0)
+			continue;
+#if defined(__linux__)
+		fd = accept4(metrics_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+#else
+		fd = accept(metrics_fd, NULL, NULL);
+		if (fd >= 0 && (net_set_cloexec(fd) == -1 || net_set_nonblock(fd, 1) == -1)) {
+			close(fd);
+			continue;
+		}
+#endif
+		if (fd < 0)
+			return;		/* EAGAIN, or out of descriptors: try again later */
+		cl->cl_fd = fd;
+		cl->cl_in = 0;
+		cl->cl_writing = 0;
+		cl->cl_deadline = now + CLIENT_MS * NS_PER_MS;
+		memset(&cl->cl_out, 0, sizeof(cl->cl_out));
+	}
+}
+
+/* Does p[0..n) hold the empty line that ends a request head? */
+static int has_empty_line(const char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 1; i < n; i++)
+		if (p[i] == '\n' && (p[i - 1] == '\n' || (i >= 2 && p[i - 1] == '\r' && p[i - 2] == '\n')))
+			return 1;
+	return 0;
+}
+
+static void client_read(struct client *cl, int64_t now)
+{
+	ssize_t n = recv(cl->cl_fd, cl->cl_req + cl->cl_in, sizeof(cl->cl_req) - cl->cl_in, 0);
+
+	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
+		client_close(cl);
+		return;
+	}
+	if (n < 0)
+		return;
+	cl->cl_in += (size_t)n;
+	/* A request head ends with an empty line; the request line is all we need. */
+	if (has_empty_line(cl->cl_req, cl->cl_in))
+		handle(cl, now);
+	else if (cl->cl_in == sizeof(cl->cl_req))
+		respond_text(cl, 431, "request too large", 0);
+}
+
+static void client_write(struct client *cl)
+{
+	ssize_t n = send(cl->cl_fd, cl->cl_out.b_data + cl->cl_off, cl->cl_out.b_len - cl->cl_off,
+	    MSG_DONTWAIT | MSG_NOSIGNAL);
+
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		client_close(cl);
+		return;
+	}
+	cl->cl_off += (size_t)n;
+	if (cl->cl_off == cl->cl_out.b_len)
+		client_close(cl);
+}
+
+void metrics_serve(const struct pollfd *pfd, int n, int64_t now)
+{
+	struct client *cl;
+	unsigned i;
+	int k;
+
+	for (k = 0; k < n; k++) {
+		if (pfd[k].revents == 0)
+			continue;
+		if (pfd[k].fd == metrics_fd) {
+			accept_clients(now);
+			continue;
+		}
+		cl = client_of(pfd[k].fd);
+		if (cl == NULL)
+			continue;
+		if (cl->cl_writing)
+			client_write(cl);
+		else
+			client_read(cl, now);
+		/* a request answered at once may be sent at once */
+		if (cl->cl_fd >= 0 && cl->cl_writing)
+			client_write(cl);
+	}
+	for (i = 0; i < METRICS_CLIENTS; i++)
+		if (clients[i].cl_fd >= 0 && now >= clients[i].cl_deadline)
+			client_close(&clients[i]);
+}
