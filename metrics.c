@@ -791,7 +791,7 @@ static void handle(struct client *cl, int64_t now)
 
 int metrics_pollfds(struct pollfd *pfd, int64_t *deadline)
 {
-	int n = 0, room = 0;
+	int n = 0;
 	unsigned i;
 
 	if (metrics_fd < 0)
@@ -799,23 +799,39 @@ int metrics_pollfds(struct pollfd *pfd, int64_t *deadline)
 	for (i = 0; i < METRICS_CLIENTS; i++) {
 		struct client *cl = &clients[i];
 
-		if (cl->cl_fd < 0) {
-			room = 1;
+		if (cl->cl_fd < 0)
 			continue;
-		}
 		pfd[n].fd = cl->cl_fd;
 		pfd[n].events = cl->cl_writing ? POLLOUT : POLLIN;
 		pfd[n++].revents = 0;
 		if (cl->cl_deadline < *deadline)
 			*deadline = cl->cl_deadline;
 	}
-	/* Full: new clients wait in the backlog until a place is free. */
-	if (room) {
-		pfd[n].fd = metrics_fd;
-		pfd[n].events = POLLIN;
-		pfd[n++].revents = 0;
-	}
+	pfd[n].fd = metrics_fd;
+	pfd[n].events = POLLIN;
+	pfd[n++].revents = 0;
 	return n;
+}
+
+/* A free place, or the place of the client that has said least for longest: with every
+ * place taken by clients that send nothing, a scraper still gets in.  Clients being
+ * answered are never evicted. */
+static struct client *place(void)
+{
+	struct client *oldest = NULL;
+	unsigned i;
+
+	for (i = 0; i < METRICS_CLIENTS; i++) {
+		struct client *cl = &clients[i];
+
+		if (cl->cl_fd < 0)
+			return cl;
+		if (!cl->cl_writing && (oldest == NULL || cl->cl_deadline < oldest->cl_deadline))
+			oldest = cl;
+	}
+	if (oldest != NULL)
+		client_close(oldest);
+	return oldest;
 }
 
 static struct client *client_of(int fd)
@@ -830,14 +846,10 @@ static struct client *client_of(int fd)
 
 static void accept_clients(int64_t now)
 {
-	unsigned i;
+	struct client *cl;
 	int fd;
 
-	for (i = 0; i < METRICS_CLIENTS; i++) {
-		struct client *cl = &clients[i];
-
-		if (cl->cl_fd >= 0)
-			continue;
+	for (;;) {
 #if defined(__linux__)
 		fd = accept4(metrics_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 #else
@@ -849,6 +861,11 @@ static void accept_clients(int64_t now)
 #endif
 		if (fd < 0)
 			return;		/* EAGAIN, or out of descriptors: try again later */
+		cl = place();
+		if (cl == NULL) {
+			close(fd);	/* every place is sending an answer: come back later */
+			return;
+		}
 		cl->cl_fd = fd;
 		cl->cl_in = 0;
 		cl->cl_writing = 0;

@@ -1,7 +1,8 @@
 /* metrics.h: the metrics port, served by the master with non-blocking sockets inside its
  * loop: /metrics (Prometheus text format 0.0.4), /healthz, /readyz, /stats.json and the
  * status page.  A slow or hostile client holds up nothing but itself: requests are
- * bounded in size and time, GET/HEAD only, and the number of clients is capped. */
+ * bounded in size and time, GET/HEAD only, and the number of clients is capped (when every
+ * place is taken, the client silent longest gives its place up). */
 #ifndef SIDEMETER_METRICS_H
 #define SIDEMETER_METRICS_H
 
@@ -9,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define METRICS_CLIENTS 16	/* clients served at once; more wait in the backlog */
+#define METRICS_CLIENTS 16	/* clients served at once */
 
 struct buf {
 	char *b_data;

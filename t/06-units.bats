@@ -27,3 +27,11 @@ unit() {
 @test "unit: route naming and the worker's route table" {
 	unit route
 }
+
+@test "fuzz corpus: every input ever found replays without a finding" {
+	run "$SM_UNITS/fuzz_replay" "$ROOT/fuzz/corpus"
+	echo "$output"
+	assert_success
+	assert_output --regexp 'fuzz replay: [0-9]+ inputs, no finding'
+	echo "# $output" >&3
+}

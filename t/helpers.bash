@@ -105,12 +105,30 @@ start_app() {
 	wait_port "$UP_PORT" "$app_pid"
 }
 
-# start_sm [ARGS...]: sidemeter on $SM_PORT in front of $UP_PORT, JSON dumps on request only.
+# start_sm [ARGS...]: sidemeter on $SM_PORT in front of $UP_PORT, metrics on $MET_PORT, JSON
+# dumps on request only.
 start_sm() {
 	spawn sm "$SM_BIN" --listen "127.0.0.1:$SM_PORT" --upstream "127.0.0.1:$UP_PORT" \
-		--metrics off --dump-interval 3600 --dump-format json "$@"
+		--metrics "127.0.0.1:$MET_PORT" --dump-interval 3600 --dump-format json "$@"
 	wait_port "$SM_PORT" "$sm_pid"
 	sm_workers_ready "${SM_WORKERS_WANTED:-1}"
+}
+
+# scrape: fetch /metrics into $BATS_TEST_TMPDIR/metrics.txt.
+scrape() {
+	curl -sS --max-time 5 -o "$BATS_TEST_TMPDIR/metrics.txt" "http://127.0.0.1:$MET_PORT/metrics"
+}
+
+# metric SERIES: one series of the last scrape, written exactly as on the page
+# (name{labels}), or "absent".
+metric() {
+	awk -v k="$1" '$1 == k { v = $2 } END { print v == "" ? "absent" : v }' \
+		"$BATS_TEST_TMPDIR/metrics.txt"
+}
+
+# metric_sum NAME [LABEL=VALUE ...]: a family's series of the last scrape, added up.
+metric_sum() {
+	"$PY" "$ROOT/t/lib/prom.py" "$BATS_TEST_TMPDIR/metrics.txt" sum "$@"
 }
 
 # sm_workers_ready N: until the master has at least N children.

@@ -1,0 +1,190 @@
+#!/usr/bin/env bats
+# The HTTP observer through the real forwarder: the client gets exactly the bytes it would
+# get without sidemeter, and every request is counted by method, code and route.
+
+load helpers
+
+start_edge() {
+	spawn app "$PY" "$ROOT/t/upstreams/edge.py" serve "$UP_PORT"
+	wait_port "$UP_PORT" "$app_pid"
+}
+
+@test "edge cases: the same bytes as without sidemeter, and counts by method, code, route" {
+	start_edge
+	start_sm --workers 2
+	"$PY" "$ROOT/t/upstreams/edge.py" run "$UP_PORT" >"$BATS_TEST_TMPDIR/direct.json"
+	"$PY" "$ROOT/t/upstreams/edge.py" run "$SM_PORT" >"$BATS_TEST_TMPDIR/via.json"
+	scrape
+	run "$PY" - "$BATS_TEST_TMPDIR" <<'PYEOF'
+import json, subprocess, sys
+d = sys.argv[1]
+direct, via = (json.load(open(d + f)) for f in ("/direct.json", "/via.json"))
+bad = [n for n in direct["bytes"] if direct["bytes"][n] != via["bytes"][n]]
+for n in bad:
+    print("bytes differ: %s\n  direct %s\n  via    %s" % (n, bytes.fromhex(direct["bytes"][n])[:300],
+          bytes.fromhex(via["bytes"][n])[:300]))
+def family(name):
+    out = subprocess.run([sys.executable, d + "/../../../t/lib/prom.py" if False else "t/lib/prom.py",
+                          d + "/metrics.txt", "json", name], capture_output=True, text=True).stdout
+    return json.loads(out)
+got = {}
+for labels, v in family("sidemeter_http_requests_total").items():
+    l = dict(kv.split("=", 1) for kv in labels.split(","))
+    got["%s %s %s" % (l["method"], l["code"], l["route"])] = int(v)
+if got != via["expect"]:
+    print("requests: expected %s\n          got      %s" % (via["expect"], got))
+    bad.append("counts")
+inc = sum(family("sidemeter_http_requests_incomplete_total").values())
+opq = {k.split("=")[1]: int(v) for k, v in family("sidemeter_opaque_connections_total").items() if v}
+tun = sum(family("sidemeter_tunnels_total").values())
+for what, want, have in (("incomplete", via["incomplete"], inc), ("opaque", via["opaque"], opq),
+                         ("tunnels", via["tunnels"], tun)):
+    if want != have:
+        print("%s: expected %s, got %s" % (what, want, have))
+        bad.append(what)
+print("%d scenarios, %d requests" % (len(direct["bytes"]), sum(via["expect"].values())))
+sys.exit(1 if bad else 0)
+PYEOF
+	echo "$output"
+	assert_success
+	echo "# $output" >&3
+}
+
+@test "the application refuses: the client gets a 502 naming it, counted" {
+	start_sm
+	run curl -sS -i "http://127.0.0.1:$SM_PORT/api/users/7?token=x"
+	assert_success
+	assert_line --partial "HTTP/1.1 502 Bad Gateway"
+	assert_line "sidemeter: the application at 127.0.0.1:$UP_PORT refused the connection"
+	run curl -sS -I "http://127.0.0.1:$SM_PORT/"
+	assert_line --partial "HTTP/1.1 502 Bad Gateway"
+	scrape
+	expect_eq "502s by route" 1 "$(metric 'sidemeter_http_requests_total{method="GET",code="502",route="/api/users/:id"}')"
+	expect_eq "HEAD 502" 1 "$(metric 'sidemeter_http_requests_total{method="HEAD",code="502",route="/"}')"
+	expect_eq "upstream errors" 2 "$(metric 'sidemeter_upstream_errors_total{reason="refused"}')"
+	expect_eq "connections" 2 "$(metric 'sidemeter_connections_total{reason="upstream_refused"}')"
+}
+
+@test "the application hangs up or resets before answering: 502, counted by reason" {
+	start_edge
+	start_sm
+	run curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SM_PORT/hangup"
+	assert_output 502
+	run curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SM_PORT/reset"
+	assert_output 502
+	scrape
+	expect_eq "closed early" 1 "$(metric 'sidemeter_upstream_errors_total{reason="closed_early"}')"
+	expect_eq "reset" 1 "$(metric 'sidemeter_upstream_errors_total{reason="reset"}')"
+	expect_eq "502s" 2 "$(metric_sum sidemeter_http_requests_total code=502)"
+}
+
+@test "the application never answers: 504 after --response-timeout, counted" {
+	start_edge
+	start_sm --response-timeout 0.5
+	local t0=$EPOCHREALTIME
+	run curl -sS -i --max-time 10 "http://127.0.0.1:$SM_PORT/silent"
+	local ms
+	ms=$(awk "BEGIN { printf \"%d\", ($EPOCHREALTIME - $t0) * 1000 }")
+	assert_line --partial "HTTP/1.1 504 Gateway Timeout"
+	assert_line "sidemeter: the application at 127.0.0.1:$UP_PORT did not answer within 0.5s"
+	expect_le "ms until the 504" 2500 "$ms"
+	expect_le "not before the timeout (ms)" "$ms" 500
+	scrape
+	expect_eq "504s" 1 "$(metric 'sidemeter_http_requests_total{method="GET",code="504",route="/silent"}')"
+	expect_eq "timeouts" 1 "$(metric 'sidemeter_upstream_errors_total{reason="response_timeout"}')"
+}
+
+@test "tcp mode relays HTTP unobserved: bytes identical, no HTTP series" {
+	start_edge
+	start_sm --mode tcp
+	"$PY" "$ROOT/t/upstreams/edge.py" run "$UP_PORT" >"$BATS_TEST_TMPDIR/direct.json"
+	"$PY" "$ROOT/t/upstreams/edge.py" run "$SM_PORT" >"$BATS_TEST_TMPDIR/via.json"
+	run "$PY" -c "
+import json, sys
+a, b = (json.load(open('$BATS_TEST_TMPDIR/' + f))['bytes'] for f in ('direct.json', 'via.json'))
+print([n for n in a if a[n] != b[n]])"
+	assert_output "[]"
+	scrape
+	expect_eq "http series" 0 "$(grep -c '^sidemeter_http_' "$BATS_TEST_TMPDIR/metrics.txt" || true)"
+	[ "$(metric_sum sidemeter_connections_total)" -ge 18 ]
+}
+
+@test "queries carry secrets: they appear in no output" {
+	printf 'x\n' >"$BATS_TEST_TMPDIR/page"
+	start_app "$BATS_TEST_TMPDIR"
+	start_sm --dump-interval 0.5 --dump-format text
+	local i
+	for i in 1 2 3; do
+		curl -sS -o /dev/null "http://127.0.0.1:$SM_PORT/page?token=S3CR3T-TOKEN-$i&password=hunter2"
+		curl -sS -o /dev/null "http://127.0.0.1:$SM_PORT/login;jsessionid=S3CR3T-SESSION?x=y#S3CR3T-FRAG"
+	done
+	sleep 0.7
+	scrape
+	curl -sS -o "$BATS_TEST_TMPDIR/stats.json" "http://127.0.0.1:$MET_PORT/stats.json"
+	stop_pid "$sm_pid"
+	expect_eq "requests" 6 "$(metric_sum sidemeter_http_requests_total)"
+	! grep -l 'S3CR3T\|hunter2' "$BATS_TEST_TMPDIR"/sm.out "$BATS_TEST_TMPDIR"/sm.err \
+		"$BATS_TEST_TMPDIR/metrics.txt" "$BATS_TEST_TMPDIR/stats.json"
+	grep -q 'route="/page"' "$BATS_TEST_TMPDIR/metrics.txt"
+}
+
+@test "5000 distinct paths stay within --max-routes, and every request is counted" {
+	start_edge
+	start_sm --max-routes 50
+	"$PY" - "$SM_PORT" <<'PYEOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(10)
+for i in range(5000):
+    s.sendall(b"GET /distinct-page-%d/view HTTP/1.1\r\nHost: t\r\n\r\n" % i)
+    got = b""
+    while not got.endswith(b"hello"):
+        d = s.recv(4096)
+        if not d:
+            sys.exit("closed early")
+        got += d
+s.close()
+PYEOF
+	scrape
+	local routes
+	routes=$("$PY" "$ROOT/t/lib/prom.py" "$BATS_TEST_TMPDIR/metrics.txt" series sidemeter_http_requests_total | wc -l)
+	expect_le "route series" 51 "$routes"
+	expect_eq "requests" 5000 "$(metric_sum sidemeter_http_requests_total)"
+	# two histograms of 21 lines per route (18 bounds, +Inf, sum, count), 51 routes, and
+	# the fixed families: the page is bounded by the route cap, not by the traffic
+	expect_le "routes in the latency histogram" 51 \
+		"$(grep -c '^sidemeter_http_request_duration_seconds_count' "$BATS_TEST_TMPDIR/metrics.txt")"
+	expect_le "lines on the page" $((51 * 2 * 21 + 300)) "$(wc -l <"$BATS_TEST_TMPDIR/metrics.txt")"
+	[ "$(metric 'sidemeter_http_requests_total{method="GET",code="200",route="other"}')" -ge 4950 ]
+}
+
+@test "counts stay exact when the ring overflows (master stopped while 5000 requests pass)" {
+	start_edge
+	start_sm --workers 1 --max-workers 1
+	kill -STOP "$sm_pid"
+	"$PY" - "$SM_PORT" <<'PYEOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(10)
+for i in range(5000):
+    s.sendall(b"GET /cl HTTP/1.1\r\n\r\n")
+    got = b""
+    while not got.endswith(b"hello"):
+        d = s.recv(4096)
+        if not d:
+            sys.exit("closed early")
+        got += d
+s.close()
+PYEOF
+	kill -CONT "$sm_pid"
+	sleep 0.3
+	scrape
+	expect_eq "requests" 5000 "$(metric 'sidemeter_http_requests_total{method="GET",code="200",route="/cl"}')"
+	local dropped samples
+	dropped=$(metric sidemeter_ring_dropped_records_total)
+	samples=$(metric 'sidemeter_http_request_duration_seconds_count{route="/cl"}')
+	echo "# samples kept $samples, dropped $dropped" >&3
+	[ "$dropped" -gt 0 ]
+	# every request was either sampled or its sample dropped (plus the connection's record)
+	expect_eq "samples + dropped" 5001 "$((samples + dropped + $(metric 'sidemeter_connection_duration_seconds_count')))"
+}

@@ -1,0 +1,298 @@
+#!/usr/bin/env bats
+# The metrics port: valid Prometheus text, read by a real Prometheus, robust to hostile
+# traffic, counters that never go back, health endpoints, and the status page in a browser.
+
+load helpers
+
+setup() {
+	common_setup
+	printf 'hello\n' >"$BATS_TEST_TMPDIR/index.html"
+	start_app "$BATS_TEST_TMPDIR"
+}
+
+@test "/metrics: promtool finds nothing, the content type is right, +Inf = _count = requests" {
+	start_sm
+	local i
+	for ((i = 0; i < 25; i++)); do curl -sS -o /dev/null "http://127.0.0.1:$SM_PORT/index.html"; done
+	for ((i = 0; i < 7; i++)); do curl -sS -o /dev/null "http://127.0.0.1:$SM_PORT/nope/$i"; done
+	run curl -sS -D "$BATS_TEST_TMPDIR/headers" -o "$BATS_TEST_TMPDIR/metrics.txt" \
+		"http://127.0.0.1:$MET_PORT/metrics"
+	assert_success
+	grep -qi '^content-type: text/plain; version=0.0.4; charset=utf-8' "$BATS_TEST_TMPDIR/headers"
+	run promtool check metrics <"$BATS_TEST_TMPDIR/metrics.txt"
+	echo "$output"
+	assert_success
+	assert_output ""
+	expect_eq "GET 200" 25 "$(metric 'sidemeter_http_requests_total{method="GET",code="200",route="/index.html"}')"
+	expect_eq "GET 404" 7 "$(metric 'sidemeter_http_requests_total{method="GET",code="404",route="/nope/:id"}')"
+	expect_eq "+Inf" 25 "$(metric 'sidemeter_http_request_duration_seconds_bucket{route="/index.html",le="+Inf"}')"
+	expect_eq "_count" 25 "$(metric 'sidemeter_http_request_duration_seconds_count{route="/index.html"}')"
+	expect_eq "app time _count" 25 "$(metric 'sidemeter_http_upstream_duration_seconds_count{route="/index.html"}')"
+	# who closes first (client or app) varies; that they all closed does not
+	expect_eq "connections" 32 "$(metric_sum sidemeter_connections_total)"
+	expect_eq "build info" 1 "$(metric "sidemeter_build_info{version=\"$(cat "$ROOT/VERSION")\"}")"
+	[ "$(metric process_open_fds)" -gt 4 ]
+	[ "$(metric process_resident_memory_bytes)" -gt 100000 ]
+	# every family once, HELP and TYPE
+	expect_eq "families with more than one TYPE" "" \
+		"$(grep '^# TYPE' "$BATS_TEST_TMPDIR/metrics.txt" | awk '{print $3}' | sort | uniq -d)"
+}
+
+@test "a real Prometheus scrapes the port: rate() and histogram_quantile() return numbers" {
+	start_sm
+	local d=$BATS_TEST_TMPDIR/prom prom_port
+	prom_port=$(free_ports 1)
+	mkdir -p "$d"
+	cat >"$d/prometheus.yml" <<CONF
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: sidemeter
+    static_configs:
+      - targets: ['127.0.0.1:$MET_PORT']
+CONF
+	spawn prom prometheus --config.file="$d/prometheus.yml" --storage.tsdb.path="$d/data" \
+		--web.listen-address="127.0.0.1:$prom_port"
+	wait_until 30 curl -sf "http://127.0.0.1:$prom_port/-/ready"
+	spawn ab ab -q -t 20 -c 2 "http://127.0.0.1:$SM_PORT/index.html"
+	query() {
+		curl -sS --get "http://127.0.0.1:$prom_port/api/v1/query" --data-urlencode "query=$1" |
+			"$PY" -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "none")'
+	}
+	# rate() needs two scrapes inside its window: ask until it has them
+	local rq='sum(rate(sidemeter_http_requests_total[10s]))'
+	local pq='histogram_quantile(0.99, sum by (le) (rate(sidemeter_http_request_duration_seconds_bucket[10s])))'
+	wait_until 20 eval "[ \"\$(query '$rq')\" != none ] && [ \"\$(query '$pq')\" != none ]"
+	local up rate p99
+	up=$(query 'up{job="sidemeter"}')
+	rate=$(query "$rq")
+	p99=$(query "$pq")
+	echo "# up=$up rate=$rate req/s p99=$p99 s" >&3
+	expect_eq "up" 1 "$up"
+	"$PY" -c "import sys; r, q = float('$rate'), float('$p99'); sys.exit(0 if r > 1 and 0 < q < 10 else 1)"
+}
+
+@test "hostile paths, methods and bytes leave /metrics valid; 10000 paths keep it bounded" {
+	stop_pid "$app_pid"
+	spawn app "$PY" "$ROOT/t/upstreams/edge.py" serve "$UP_PORT"
+	wait_port "$UP_PORT" "$app_pid"
+	start_sm --max-routes 100
+	"$PY" - "$SM_PORT" <<'PYEOF'
+import socket, sys
+port = int(sys.argv[1])
+nasty = [b'/q"uote', b'/back\\slash', b'/nl%0aline', b'/\xff\xfe\xc3(', b'/caf\xc3\xa9',
+         b'/' + b'x' * 7000, b'/a/b/c/d/e/f/g/h/i/j', b'/\xe2\x80\xae/rtl', b'/{"json":1}']
+methods = [b"GET", b"FROBNICATE", b"M-SEARCH", b"GET\x00", b'G"T']
+def one(req):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(5)
+    s.sendall(req)
+    try:
+        while s.recv(65536):
+            pass
+    except OSError:
+        pass
+    s.close()
+for m in methods:
+    for p in nasty:
+        one(m + b" " + p + b" HTTP/1.1\r\nX-Evil: \"\\\n\xff\r\nConnection: close\r\n\r\n")
+        one(m + b" " + p + b"?q=\"\\ HTTP/1.1\r\nConnection: close\r\n\r\n")
+s = socket.create_connection(("127.0.0.1", port))
+s.settimeout(10)
+for i in range(10000):
+    s.sendall(b"GET /page-%d-name/x HTTP/1.1\r\nHost: t\r\n\r\n" % i)
+    got = b""
+    while not got.endswith(b"hello"):
+        d = s.recv(65536)
+        if not d:
+            sys.exit("closed early")
+        got += d
+s.close()
+PYEOF
+	scrape
+	run promtool check metrics <"$BATS_TEST_TMPDIR/metrics.txt"
+	echo "$output"
+	assert_success
+	assert_output ""
+	run iconv -f UTF-8 -t UTF-8 "$BATS_TEST_TMPDIR/metrics.txt"
+	assert_success
+	local routes
+	routes=$(grep -o 'route="[^"]*"' "$BATS_TEST_TMPDIR/metrics.txt" | sort -u | wc -l)
+	echo "# distinct routes on the page: $routes; lines: $(wc -l <"$BATS_TEST_TMPDIR/metrics.txt")" >&3
+	expect_le "distinct routes" 101 "$routes"
+	[ "$(metric_sum sidemeter_http_requests_total)" -ge 10000 ]
+}
+
+# counters_ok BEFORE AFTER: no counter series (nor histogram count/sum/bucket) went down.
+counters_ok() {
+	"$PY" - "$1" "$2" <<'PYEOF'
+import re, sys
+def read(p):
+    out = {}
+    for line in open(p):
+        m = re.match(r'^(\S+?)(\{.*\})? (\S+)$', line.strip())
+        if m and not line.startswith("#") and re.search(r'(_total|_bucket|_count|_sum)$', m.group(1)) \
+                and not m.group(1).startswith("process_"):
+            out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    return out
+a, b = read(sys.argv[1]), read(sys.argv[2])
+down = [(k, a[k], b.get(k)) for k in a if b.get(k) is None or b[k] < a[k]]
+for d in down:
+    print("went down or vanished: %s %s -> %s" % d)
+print("%d series compared" % len(a))
+sys.exit(1 if down else 0)
+PYEOF
+}
+
+@test "counters never go backwards: across a killed worker and a HUP" {
+	SM_WORKERS_WANTED=3 start_sm --workers 3
+	spawn ab ab -q -n 3000 -c 3 "http://127.0.0.1:$SM_PORT/index.html"
+	sleep 0.5
+	scrape
+	cp "$BATS_TEST_TMPDIR/metrics.txt" "$BATS_TEST_TMPDIR/m1"
+	kill -KILL "$(children "$sm_pid" | head -1)"
+	sleep 0.5
+	scrape
+	cp "$BATS_TEST_TMPDIR/metrics.txt" "$BATS_TEST_TMPDIR/m2"
+	kill -HUP "$sm_pid"
+	wait_gone "$ab_pid" 30
+	sleep 0.5
+	scrape
+	cp "$BATS_TEST_TMPDIR/metrics.txt" "$BATS_TEST_TMPDIR/m3"
+	run counters_ok "$BATS_TEST_TMPDIR/m1" "$BATS_TEST_TMPDIR/m2"
+	echo "$output"
+	assert_success
+	run counters_ok "$BATS_TEST_TMPDIR/m2" "$BATS_TEST_TMPDIR/m3"
+	echo "$output"
+	assert_success
+	expect_eq "restarts" 1 "$(metric sidemeter_worker_restarts_total)"
+}
+
+@test "/healthz and /readyz: 503 when the application is down and right after TERM" {
+	start_sm
+	run curl -sS -w '%{http_code}' "http://127.0.0.1:$MET_PORT/healthz"
+	assert_output $'ok\n200'
+	run curl -sS -w '%{http_code}' "http://127.0.0.1:$MET_PORT/readyz"
+	assert_output $'ready\n200'
+	run curl -sS -I -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MET_PORT/readyz"
+	assert_output 200
+	stop_pid "$app_pid"
+	# the application is probed at most once a second
+	wait_until 3 eval "[ \"\$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$MET_PORT/readyz)\" = 503 ]"
+	run curl -sS "http://127.0.0.1:$MET_PORT/readyz"
+	assert_output "not ready: the application at 127.0.0.1:$UP_PORT: Connection refused"
+	start_app "$BATS_TEST_TMPDIR"
+	wait_until 3 eval "[ \"\$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$MET_PORT/readyz)\" = 200 ]"
+	# TERM with a slow request in flight: the master drains, and is not ready at once
+	spawn slow curl -sS "http://127.0.0.1:$SM_PORT/slow?ms=1500"
+	sleep 0.3
+	kill -TERM "$sm_pid"
+	run curl -sS -w '%{http_code}' "http://127.0.0.1:$MET_PORT/readyz"
+	assert_output $'not ready: stopping\n503'
+	run curl -sS -w '%{http_code}' "http://127.0.0.1:$MET_PORT/healthz"
+	assert_output $'ok\n200'
+	wait "$slow_pid"
+}
+
+@test "the port refuses what it does not serve, and slow clients cannot lock it up" {
+	start_sm
+	run curl -sS -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$MET_PORT/metrics"
+	assert_output 405
+	run curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MET_PORT/etc/passwd"
+	assert_output 404
+	run curl -sS -o /dev/null -w '%{http_code}' -H "X-Big: $(head -c 5000 /dev/zero | tr '\0' a)" \
+		"http://127.0.0.1:$MET_PORT/metrics"
+	assert_output 431
+	run curl -sS -I -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MET_PORT/metrics"
+	assert_output 200
+	# 30 clients that connect and say nothing: a scraper still gets in at once
+	spawn idle "$PY" -c "
+import socket, time
+held = [socket.create_connection(('127.0.0.1', $MET_PORT)) for _ in range(30)]
+time.sleep(20)"
+	sleep 0.5
+	local t0=$EPOCHREALTIME
+	run curl -sS --max-time 4 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MET_PORT/metrics"
+	assert_output 200
+	expect_le "ms for a scrape past 30 silent clients" 1000 \
+		"$(awk "BEGIN { printf \"%d\", ($EPOCHREALTIME - $t0) * 1000 }")"
+	# and the data path never noticed
+	run curl -sS "http://127.0.0.1:$SM_PORT/index.html"
+	assert_output hello
+}
+
+@test "/metrics stays quick to scrape under load (a figure)" {
+	SM_WORKERS_WANTED=4 start_sm --workers 4
+	spawn wrk wrk -t1 -c4 -d4s "http://127.0.0.1:$SM_PORT/index.html"
+	sleep 1
+	local t times=()
+	for i in 1 2 3 4 5; do
+		t=$(curl -sS -o /dev/null -w '%{time_total}' "http://127.0.0.1:$MET_PORT/metrics")
+		times+=("$t")
+		sleep 0.3
+	done
+	wait_gone "$wrk_pid" 10
+	local med
+	med=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p)
+	echo "# /metrics scrape under wrk load, median of 5: ${med}s (${times[*]})" >&3
+	expect_le "median scrape seconds" 1 "$med"
+}
+
+@test "the status page renders its charts with data, and fetches nothing from outside" {
+	start_sm --dump-interval 1
+	spawn ab ab -q -t 5 -c 2 "http://127.0.0.1:$SM_PORT/index.html"
+	local i
+	for ((i = 0; i < 20; i++)); do curl -sS -o /dev/null "http://127.0.0.1:$SM_PORT/missing/$i"; done
+	wait_gone "$ab_pid" 15
+	local d=$BATS_TEST_TMPDIR/chrome art="$ROOT/build/artifacts"
+	mkdir -p "$d" "$art"
+	local flags=(--headless --no-sandbox --disable-gpu --disable-quic --no-first-run
+		--disable-background-networking --disable-component-update --disable-sync
+		--disable-default-apps --user-data-dir="$d/profile" --window-size=1400,1000
+		--virtual-time-budget=4000)
+	timeout 60 chromium "${flags[@]}" --log-net-log="$d/net.json" --dump-dom \
+		"http://127.0.0.1:$MET_PORT/" >"$d/dom.html" 2>"$d/chromium.err"
+	timeout 60 chromium "${flags[@]}" --screenshot="$art/status-page.png" \
+		"http://127.0.0.1:$MET_PORT/" >/dev/null 2>&1
+	[ -s "$art/status-page.png" ]
+	run "$PY" - "$d/dom.html" <<'PYEOF'
+import re, sys
+dom = open(sys.argv[1]).read()
+checks = {
+    "rendered from /stats.json": 'data-ready="1"' in dom,
+    "history points": int((re.search(r'data-points="(\d+)"', dom) or [0, 0])[1] or 0) >= 1,
+    "a request-rate line with points": re.search(r'data-series="rps" data-points="[1-9]', dom),
+    "latency lines with points": re.search(r'data-series="p99" data-points="[1-9]', dom),
+    "status-code areas": re.search(r'data-series="2xx" data-points="[1-9]', dom),
+    "a route row": "/index.html</td>" in dom,
+    "the 404 route": "/missing/:id</td>" in dom,
+    "a worker": 'class="w ' in dom,
+}
+for k, v in checks.items():
+    print("%-35s %s" % (k, "ok" if v else "MISSING"))
+sys.exit(0 if all(checks.values()) else 1)
+PYEOF
+	echo "$output"
+	assert_success
+	# Every request the page made (those keyed to the page's site in Chromium's net log;
+	# the browser's own update and account checks are keyed otherwise) went to the port.
+	run "$PY" - "$d/net.json" "$MET_PORT" <<'PYEOF'
+import json, sys
+log = json.load(open(sys.argv[1]))
+names = {v: k for k, v in log["constants"]["logEventTypes"].items()}
+urls = set()
+for e in log["events"]:
+    p = e.get("params") or {}
+    if names.get(e["type"]) == "URL_REQUEST_START_JOB" and \
+            str(p.get("network_isolation_key", "")).startswith("http://127.0.0.1"):
+        urls.add(p["url"])
+outside = sorted(u for u in urls if not u.startswith("http://127.0.0.1:%s/" % sys.argv[2]))
+print("the page asked for:", sorted(urls))
+print("outside the pod:", outside)
+sys.exit(1 if outside or not any(u.endswith("/stats.json") for u in urls) else 0)
+PYEOF
+	echo "$output"
+	assert_success
+	echo "# screenshot: build/artifacts/status-page.png" >&3
+}
