@@ -1,9 +1,16 @@
 /* aggregate.c: the master's aggregation: drains the rings into histograms, sums the exact
  * counters of every slot, and gives the routes the workers named one global number, capped
  * at --max-routes (the rest are "other").  Only the master runs this code. */
+#if defined(__linux__)
+#define _GNU_SOURCE		/* struct tcp_info */
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#endif
 
 #include "aggregate.h"
 #include "clock.h"
@@ -36,6 +43,9 @@ void aggregate_init(struct shm_header *sh, const struct config *cf)
 	memset(&agg, 0, sizeof(agg));
 	agg.ag_shm = sh;
 	agg.ag_max_routes = cf->cf_max_routes;
+	agg.ag_workers_min = cf->cf_workers;
+	agg.ag_workers_max = cf->cf_max_workers;
+	agg.ag_listen_fd = -1;
 	agg.ag_nbounds = cf->cf_nbuckets;
 	for (i = 0; i < cf->cf_nbuckets; i++)
 		agg.ag_bounds[i] = (uint64_t)(cf->cf_buckets[i] * 1e9 + 0.5);
@@ -226,6 +236,21 @@ void aggregate_pool(struct pool_view *pv)
 	}
 }
 
+/* Connections accepted by the kernel that no worker has taken yet.  Linux tells it for a
+ * listening socket in TCP_INFO's tcpi_unacked; elsewhere it is not known (0). */
+static uint64_t listen_queue(void)
+{
+#if defined(__linux__) && defined(TCP_INFO)
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	if (agg.ag_listen_fd >= 0 &&
+	    getsockopt(agg.ag_listen_fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0)
+		return ti.tcpi_unacked;
+#endif
+	return 0;
+}
+
 uint64_t aggregate_total(enum metric_id id, const uint64_t ctr[CTR_MAX])
 {
 	struct pool_view pv;
@@ -257,8 +282,10 @@ uint64_t aggregate_total(enum metric_id id, const uint64_t ctr[CTR_MAX])
 	case METRIC_WORKERS:
 		aggregate_pool(&pv);
 		return pv.pv_live;
+	case METRIC_LISTEN_QUEUE:
+		return listen_queue();
 	case METRIC_WORKER_RESTARTS:
-		return agg.ag_restarts;
+		return agg.ag_shm->sh_restarts;
 	case METRIC_RING_DROPPED:
 		return ctr[CTR_RING_DROPPED];
 	default:

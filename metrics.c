@@ -27,6 +27,7 @@
 #define READY_CHECK_MS 1000		/* the application is probed at most this often */
 #define READY_CONNECT_MS 200
 #define PAGE_MAX (16u << 20)		/* no page grows past this */
+#define ACCEPT_PAUSE_MS 100		/* rest after an accept that found no descriptor */
 
 extern const char *const status_html[];	/* status.html, compiled in */
 
@@ -377,6 +378,11 @@ void metrics_render_prometheus(struct buf *b)
 			labelled_counters(b, METRIC_WORKERS, "state", states + 1, worker_state_names + 1,
 			    WORKER_STATE_MAX - 1);
 			break;
+		case METRIC_WORKERS_LIMIT:
+			family(b, METRIC_WORKERS_LIMIT);
+			buf_printf(b, "%s{bound=\"min\"} %u\n%s{bound=\"max\"} %u\n", md->md_name,
+			    agg.ag_workers_min, md->md_name, agg.ag_workers_max);
+			break;
 		case METRIC_HTTP_REQUESTS:
 			requests(b, ctr);
 			break;
@@ -519,7 +525,7 @@ void metrics_render_stats(struct buf *b)
 	    (unsigned long long)ctr[CTR_TUNNELS],
 	    (unsigned long long)aggregate_total(METRIC_UPSTREAM_ERRORS, ctr),
 	    (unsigned long long)ctr[CTR_BYTES_IN], (unsigned long long)ctr[CTR_BYTES_OUT],
-	    (unsigned long long)agg.ag_restarts, (unsigned long long)ctr[CTR_RING_DROPPED]);
+	    (unsigned long long)agg.ag_shm->sh_restarts, (unsigned long long)ctr[CTR_RING_DROPPED]);
 	buf_printf(b, ",\"codes\":{\"1xx\":%llu,\"2xx\":%llu,\"3xx\":%llu,\"4xx\":%llu,"
 	    "\"5xx\":%llu,\"other\":%llu}", (unsigned long long)classes[1],
 	    (unsigned long long)classes[2], (unsigned long long)classes[3],
@@ -668,6 +674,7 @@ struct client {
 
 static struct client clients[METRICS_CLIENTS];
 static int metrics_fd = -1;
+static int64_t accept_paused_until;	/* out of descriptors: the listen socket rests */
 
 void metrics_init(int listen_fd)
 {
@@ -807,9 +814,15 @@ int metrics_pollfds(struct pollfd *pfd, int64_t *deadline)
 		if (cl->cl_deadline < *deadline)
 			*deadline = cl->cl_deadline;
 	}
-	pfd[n].fd = metrics_fd;
-	pfd[n].events = POLLIN;
-	pfd[n++].revents = 0;
+	/* A connection left in the backlog for want of a descriptor keeps the socket readable:
+	 * polling it then would spin. */
+	if (accept_paused_until == 0) {
+		pfd[n].fd = metrics_fd;
+		pfd[n].events = POLLIN;
+		pfd[n++].revents = 0;
+	} else if (accept_paused_until < *deadline) {
+		*deadline = accept_paused_until;
+	}
 	return n;
 }
 
@@ -859,8 +872,11 @@ static void accept_clients(int64_t now)
 			continue;
 		}
 #endif
-		if (fd < 0)
-			return;		/* EAGAIN, or out of descriptors: try again later */
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				accept_paused_until = now + ACCEPT_PAUSE_MS * NS_PER_MS;
+			return;
+		}
 		cl = place();
 		if (cl == NULL) {
 			close(fd);	/* every place is sending an answer: come back later */
@@ -946,4 +962,6 @@ void metrics_serve(const struct pollfd *pfd, int n, int64_t now)
 	for (i = 0; i < METRICS_CLIENTS; i++)
 		if (clients[i].cl_fd >= 0 && now >= clients[i].cl_deadline)
 			client_close(&clients[i]);
+	if (accept_paused_until && now >= accept_paused_until)
+		accept_paused_until = 0;
 }

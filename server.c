@@ -3,6 +3,7 @@
  * rotate, resize, respawn, drain, dump, in that order.  Signal handlers only set flags. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -39,12 +40,16 @@ struct master_slot {
 	int ms_leaving;			/* sent SIGQUIT: an end we asked for */
 	int ms_killed;			/* sent SIGKILL */
 	int ms_wedged;			/* ... because its heartbeat stopped: a restart */
+	int ms_foreign;			/* adopted on USR2 but writing another region */
 	int64_t ms_kill_at;		/* still alive then: SIGKILL */
 };
 
 static struct master {
 	int m_listen_fd;
 	int m_metrics_fd;		/* -1: --metrics off */
+	int m_shm_fd;			/* the region's descriptor, for USR2 (-1: none) */
+	char m_exe[PATH_MAX];		/* the binary to run again on USR2 */
+	char **m_argv;
 	int m_alive_r, m_alive_w;	/* workers hold the read end; EOF = master gone */
 	int m_sig_r, m_sig_w;		/* self-pipe: a signal wakes the poll */
 	struct shm_header *m_shm;
@@ -198,6 +203,8 @@ static int spawn(int64_t now)
 		close(m.m_alive_w);
 		if (m.m_metrics_fd >= 0)
 			close(m.m_metrics_fd);
+		if (m.m_shm_fd >= 0)
+			close(m.m_shm_fd);	/* the mapping stays; the descriptor is the master's */
 		worker_run(&env);
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
@@ -284,7 +291,7 @@ static void reaped(pid_t pid, int status, int64_t now)
 	} else {
 		log_warnx("worker %u (pid %ld) %s%s", i, (long)pid, how,
 		    ready ? "" : " before it was ready");
-		agg.ag_restarts++;
+		m.m_shm->sh_restarts++;
 		if (!ready)
 			m.m_start_failures++;
 		note_crash(now);
@@ -311,6 +318,38 @@ static void kill_all(void)
 		}
 }
 
+/* Workers keep dying before they are ready.  If an older generation is still serving (a
+ * HUP or USR2 that brought bad workers), it carries on; otherwise nothing can serve, and
+ * the master exits non-zero so that its supervisor's back-off applies. */
+static void start_failed(void)
+{
+	unsigned i, gen = 0;
+	int found = 0;
+
+	for (i = 0; i < m.m_nslots; i++) {
+		struct master_slot *ms = &m.m_slots[i];
+
+		if (ms->ms_pid && ms->ms_ready && !ms->ms_leaving && ms->ms_gen != m.m_gen &&
+		    (!found || ms->ms_gen > gen)) {
+			gen = ms->ms_gen;
+			found = 1;
+		}
+	}
+	if (found) {
+		log_warnx("workers of generation %u died %u times before they were ready: "
+		    "generation %u carries on", m.m_gen, m.m_start_failures, gen);
+		m.m_gen = gen;
+		m.m_start_failures = 0;
+		return;
+	}
+	log_warnx("%u workers in a row died before they were ready: giving up",
+	    m.m_start_failures);
+	kill_all();
+	while (wait(NULL) > 0 || errno == EINTR)
+		;
+	exit(1);
+}
+
 /* Trust waitpid over our own bookkeeping: every child that ended is reaped here, ours or
  * not (as PID 1 we inherit orphans). */
 static void reap(int64_t now)
@@ -320,14 +359,8 @@ static void reap(int64_t now)
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
 		reaped(pid, status, now);
-	if (m.m_start_failures >= START_FAILURES_MAX) {
-		log_warnx("%u workers in a row died before they were ready: giving up",
-		    m.m_start_failures);
-		kill_all();
-		while (wait(NULL) > 0 || errno == EINTR)
-			;
-		exit(1);
-	}
+	if (m.m_start_failures >= START_FAILURES_MAX)
+		start_failed();
 }
 
 static unsigned live_workers(void)
@@ -347,8 +380,8 @@ static unsigned live_workers(void)
 static void pool(int64_t now)
 {
 	unsigned i, cur = 0, ready = 0, idle = 0, starting = 0, want;
-	int64_t hb_limit = cfg.cf_heartbeat_ms * NS_PER_MS, oldest_idle = 0;
-	unsigned retire = m.m_nslots;
+	int64_t hb_limit = cfg.cf_heartbeat_ms * NS_PER_MS;
+	int64_t idle_limit = cfg.cf_idle_worker_ms * NS_PER_MS;
 
 	for (i = 0; i < m.m_nslots; i++) {
 		struct master_slot *ms = &m.m_slots[i];
@@ -360,7 +393,7 @@ static void pool(int64_t now)
 			continue;
 		st = sb_state(i);
 		hb = atomic_load_explicit(&sb->sb_heartbeat, memory_order_relaxed);
-		if (!ms->ms_killed && now - hb > hb_limit) {
+		if (!ms->ms_killed && !ms->ms_foreign && now - hb > hb_limit) {
 			log_warnx("worker %u (pid %ld) silent for %.1fs: killing it", i,
 			    (long)ms->ms_pid, (double)(now - hb) / 1e9);
 			ms->ms_killed = ms->ms_wedged = 1;
@@ -388,15 +421,7 @@ static void pool(int64_t now)
 			m.m_start_failures = 0;
 		}
 		ready++;
-		if (st == WORKER_IDLE) {
-			int64_t since = atomic_load_explicit(&sb->sb_last_busy, memory_order_relaxed);
-
-			idle++;
-			if (retire == m.m_nslots || since < oldest_idle) {
-				retire = i;
-				oldest_idle = since;
-			}
-		}
+		idle += st == WORKER_IDLE;
 	}
 
 	/* Older generations leave once the current one can take the load. */
@@ -405,15 +430,24 @@ static void pool(int64_t now)
 			if (m.m_slots[i].ms_pid && m.m_slots[i].ms_gen != m.m_gen)
 				tell_to_leave(i, now);
 
-	/* Shrink: one idle worker above the target per tick. */
-	if (cur > m.m_target && retire != m.m_nslots &&
-	    (m.m_shrink_now || now - oldest_idle > cfg.cf_idle_worker_ms * NS_PER_MS)) {
-		tell_to_leave(retire, now);
+	/* Shrink: idle workers above the target retire once idle long enough (at once after
+	 * TTOU). */
+	for (i = 0; i < m.m_nslots && cur > m.m_target && idle > 0; i++) {
+		struct master_slot *ms = &m.m_slots[i];
+
+		if (ms->ms_pid == 0 || ms->ms_leaving || ms->ms_gen != m.m_gen ||
+		    sb_state(i) != WORKER_IDLE)
+			continue;
+		if (m.m_shrink_now == 0 &&
+		    now - atomic_load_explicit(&sb_of(i)->sb_last_busy, memory_order_relaxed) < idle_limit)
+			continue;
+		tell_to_leave(i, now);
 		if (m.m_shrink_now > 0)
 			m.m_shrink_now--;
 		cur--;
 		idle--;
-	} else if (cur <= m.m_target)
+	}
+	if (cur <= m.m_target)
 		m.m_shrink_now = 0;
 
 	/* Grow: up to the target at once; past it, ramp up while nothing is idle. */
@@ -421,8 +455,9 @@ static void pool(int64_t now)
 	if (want == 0 && idle == 0 && starting == 0 && cur > 0) {
 		want = m.m_ramp;
 		m.m_ramp = m.m_ramp < RAMP_MAX ? m.m_ramp * 2 : RAMP_MAX;
-	} else if (idle > 0)
+	} else if (idle > 0) {
 		m.m_ramp = 1;
+	}
 	/* Workers of older generations on their way out do not count against the maximum. */
 	if (cur + want > cfg.cf_max_workers)
 		want = cfg.cf_max_workers - cur;
@@ -486,6 +521,111 @@ static void stop(int64_t now, int again)
 		finish(now);
 }
 
+/* ---- USR2: a new binary, in place ------------------------------------------------------ */
+
+/* The master execs the binary on disk again and keeps its PID (it may be PID 1 in a pod),
+ * its workers, the listen socket and the shared memory: they pass through exec in
+ * SIDEMETER_INHERIT.  The new image starts a new generation of workers; the old ones leave
+ * once it is ready, or carry on if it cannot start.  A binary that does not pass --check
+ * with the same arguments is not run at all. */
+
+#define CHECK_WAIT_MS 5000
+#define INHERIT_ENV "SIDEMETER_INHERIT"
+
+static int check_binary(void)
+{
+	char *args[256];
+	int i, n, status = 0, devnull;
+	int64_t until = clock_mono_ns() + CHECK_WAIT_MS * NS_PER_MS;
+	pid_t pid, got;
+
+	for (n = 0; m.m_argv[n] && n < 254; n++)
+		args[n] = m.m_argv[n];
+	args[n++] = (char *)(uintptr_t)"--check";
+	args[n] = NULL;
+	pid = fork();
+	if (pid == -1) {
+		log_warn("USR2: fork");
+		return -1;
+	}
+	if (pid == 0) {
+		devnull = open("/dev/null", O_WRONLY);
+		if (devnull >= 0)
+			dup2(devnull, STDOUT_FILENO);
+		execv(m.m_exe, args);
+		_exit(127);
+	}
+	for (i = 0;; i++) {
+		got = waitpid(pid, &status, WNOHANG);
+		if (got == pid)
+			break;
+		if (clock_mono_ns() >= until) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			log_warnx("USR2: %s --check did not finish within %ds: carrying on", m.m_exe,
+			    CHECK_WAIT_MS / 1000);
+			return -1;
+		}
+		poll(NULL, 0, 20);
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		log_warnx("USR2: %s --check failed (%s %d): carrying on", m.m_exe,
+		    WIFEXITED(status) ? "status" : "signal",
+		    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+		return -1;
+	}
+	return 0;
+}
+
+static void set_inheritable(int on)
+{
+	int fds[] = { m.m_listen_fd, m.m_metrics_fd, m.m_alive_r, m.m_alive_w, m.m_shm_fd };
+	size_t i;
+
+	for (i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		int fl;
+
+		if (fds[i] < 0 || (fl = fcntl(fds[i], F_GETFD)) == -1)
+			continue;
+		fcntl(fds[i], F_SETFD, on ? fl & ~FD_CLOEXEC : fl | FD_CLOEXEC);
+	}
+}
+
+static void reexec(void)
+{
+	char env[8192];
+	size_t n;
+	unsigned i;
+	sigset_t all, old;
+
+	if (m.m_shm_fd < 0) {
+		log_warnx("USR2: this system keeps no shared memory across exec: not supported");
+		return;
+	}
+	if (check_binary() == -1)
+		return;
+	n = (size_t)snprintf(env, sizeof(env), "listen=%d metrics=%d alive=%d,%d shm=%d gen=%u workers=",
+	    m.m_listen_fd, m.m_metrics_fd, m.m_alive_r, m.m_alive_w, m.m_shm_fd, m.m_gen);
+	for (i = 0; i < m.m_nslots && n < sizeof(env) - 64; i++) {
+		const struct master_slot *ms = &m.m_slots[i];
+
+		if (ms->ms_pid)
+			n += (size_t)snprintf(env + n, sizeof(env) - n, "%ld:%u:%u:%d,",
+			    (long)ms->ms_pid, i, ms->ms_gen, ms->ms_leaving);
+	}
+	log_info("USR2: %s passed --check: re-executing", m.m_exe);
+	set_inheritable(1);
+	setenv(INHERIT_ENV, env, 1);
+	/* Signals wait until the new image has its handlers. */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	execv(m.m_exe, m.m_argv);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	log_warn("USR2: exec %s", m.m_exe);
+	unsetenv(INHERIT_ENV);
+	set_inheritable(0);
+}
+
 /* ---- the loop -------------------------------------------------------------------------- */
 
 static int64_t earliest(int64_t a, int64_t b)
@@ -541,6 +681,8 @@ static void master_loop(void)
 			m.m_gen++;
 			log_info("rotating workers (generation %u)", m.m_gen);
 		}
+		if (f.f_usr2 && !m.m_stopping)
+			reexec();
 		if (f.f_ttin && m.m_target < cfg.cf_max_workers) {
 			m.m_target += (unsigned)f.f_ttin;
 			if (m.m_target > cfg.cf_max_workers)
@@ -552,6 +694,7 @@ static void master_loop(void)
 			m.m_shrink_now += (unsigned)f.f_ttou;
 			log_info("workers: at least %u", m.m_target);
 		}
+		agg.ag_workers_min = m.m_target;
 		if (!m.m_quit_sent)
 			pool(now);
 
@@ -591,11 +734,107 @@ static int make_pipe(int fds[2], int nonblock)
 	return 0;
 }
 
+static void bind_listen(void)
+{
+	char err[512];
+
+	m.m_listen_fd = net_listen(&cfg.cf_listen, (int)cfg.cf_backlog, err, sizeof(err));
+	if (m.m_listen_fd == -1)
+		fatalx("%s", err);
+#if defined(__linux__)
+	/* Idle workers wake from accept() every second (see worker.c). */
+	if (net_set_timeouts(m.m_listen_fd, 1000, 0) == -1)
+		fatal("setsockopt SO_RCVTIMEO on %s", cfg.cf_listen.na_text);
+#else
+	if (net_set_nonblock(m.m_listen_fd, 1) == -1)
+		fatal("fcntl O_NONBLOCK on %s", cfg.cf_listen.na_text);
+#endif
+}
+
+static void map_shm(void)
+{
+	char err[512];
+
+	/* Room for a full pool and a full pool of replacements during a rotation. */
+	m.m_nslots = 2 * cfg.cf_max_workers;
+	m.m_shm = shm_stats_map(m.m_nslots, &m.m_shm_fd, err, sizeof(err));
+	if (m.m_shm == NULL)
+		fatalx("%s", err);
+}
+
+/* After USR2: take over what the previous image left in SIDEMETER_INHERIT.  Returns 0 if
+ * there was nothing to inherit. */
+static int inherit(int64_t now)
+{
+	const char *env = getenv(INHERIT_ENV), *w;
+	int listen_fd, metrics_fd, alive_r, alive_w, shm_fd, accepting = 0, adopted = 0;
+	unsigned gen, newest = 0;
+	socklen_t len = sizeof(accepting);
+	char err[512];
+	int fresh = 0;
+
+	if (env == NULL)
+		return 0;
+	if (sscanf(env, "listen=%d metrics=%d alive=%d,%d shm=%d gen=%u", &listen_fd, &metrics_fd,
+	    &alive_r, &alive_w, &shm_fd, &gen) != 6 || (w = strstr(env, "workers=")) == NULL)
+		fatalx("%s is malformed", INHERIT_ENV);
+	if (getsockopt(listen_fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == -1 || !accepting)
+		fatalx("%s: descriptor %d is not a listening socket", INHERIT_ENV, listen_fd);
+	m.m_listen_fd = listen_fd;
+	m.m_metrics_fd = metrics_fd;
+	m.m_alive_r = alive_r;
+	m.m_alive_w = alive_w;
+	m.m_shm_fd = shm_fd;
+	m.m_shm = shm_stats_inherit(shm_fd, err, sizeof(err));
+	if (m.m_shm != NULL) {
+		m.m_nslots = m.m_shm->sh_nslots;
+	} else {
+		log_warnx("%s: counters start over", err);
+		close(shm_fd);
+		map_shm();
+		fresh = 1;	/* the adopted workers write to the old region: no heartbeat here */
+	}
+	m.m_slots = calloc(m.m_nslots, sizeof(*m.m_slots));
+	if (m.m_slots == NULL)
+		fatal("calloc");
+	for (w += strlen("workers="); *w;) {
+		long pid;
+		unsigned slot, wgen;
+		int leaving, used;
+
+		if (sscanf(w, "%ld:%u:%u:%d,%n", &pid, &slot, &wgen, &leaving, &used) != 4)
+			break;
+		w += used;
+		if (slot >= m.m_nslots) {
+			kill((pid_t)pid, SIGQUIT);	/* no room to follow it: let it finish */
+			continue;
+		}
+		m.m_slots[slot].ms_pid = (pid_t)pid;
+		m.m_slots[slot].ms_gen = wgen;
+		m.m_slots[slot].ms_ready = 1;
+		m.m_slots[slot].ms_forked = now;
+		m.m_slots[slot].ms_leaving = leaving;
+		m.m_slots[slot].ms_kill_at = now + cfg.cf_drain_ms * NS_PER_MS;
+		m.m_slots[slot].ms_foreign = fresh;
+		if (wgen > newest)
+			newest = wgen;
+		adopted++;
+	}
+	/* A new generation from the new binary; the adopted one leaves once it is ready. */
+	m.m_gen = (newest > gen ? newest : gen) + 1;
+	unsetenv(INHERIT_ENV);
+	set_inheritable(0);
+	log_info("re-executed %s: %d workers adopted, starting generation %u", m.m_exe, adopted,
+	    m.m_gen);
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	char err[512];
-	int fds[2];
+	int fds[2], inherited;
 	int64_t now;
+	ssize_t n;
 
 	switch (config_parse(&cfg, argc, argv, err, sizeof(err))) {
 	case CONFIG_EXIT:
@@ -611,50 +850,63 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_set_role("master", -1);
+	m.m_argv = argv;
+	/* The path now, before the file is replaced by a new build (USR2). */
+	n = readlink("/proc/self/exe", m.m_exe, sizeof(m.m_exe) - 1);
+	if (n > 0)
+		m.m_exe[n] = '\0';
+	else
+		snprintf(m.m_exe, sizeof(m.m_exe), "%s", argv[0]);
+	now = clock_mono_ns();
 
-	m.m_listen_fd = net_listen(&cfg.cf_listen, (int)cfg.cf_backlog, err, sizeof(err));
-	if (m.m_listen_fd == -1)
-		fatalx("%s", err);
-#if defined(__linux__)
-	/* Idle workers wake from accept() every second (see worker.c). */
-	if (net_set_timeouts(m.m_listen_fd, 1000, 0) == -1)
-		fatal("setsockopt SO_RCVTIMEO on %s", cfg.cf_listen.na_text);
-#else
-	if (net_set_nonblock(m.m_listen_fd, 1) == -1)
-		fatal("fcntl O_NONBLOCK on %s", cfg.cf_listen.na_text);
-#endif
-
-	/* Room for a full pool and a full pool of replacements during a rotation. */
-	m.m_nslots = 2 * cfg.cf_max_workers;
-	m.m_shm = shm_stats_map(m.m_nslots, err, sizeof(err));
-	if (m.m_shm == NULL)
-		fatalx("%s", err);
-	m.m_slots = calloc(m.m_nslots, sizeof(*m.m_slots));
-	if (m.m_slots == NULL)
-		fatal("calloc");
+	m.m_metrics_fd = -1;
+	inherited = inherit(now);
+	if (!inherited) {
+		bind_listen();
+		map_shm();
+		m.m_slots = calloc(m.m_nslots, sizeof(*m.m_slots));
+		if (m.m_slots == NULL)
+			fatal("calloc");
+		if (make_pipe(fds, 0) == -1)
+			fatal("pipe");
+		m.m_alive_r = fds[0];
+		m.m_alive_w = fds[1];
+	}
 	aggregate_init(m.m_shm, &cfg);
+	agg.ag_listen_fd = m.m_listen_fd;
+	if (inherited) {
+		unsigned i;
 
-	if (make_pipe(fds, 0) == -1)
-		fatal("pipe");
-	m.m_alive_r = fds[0];
-	m.m_alive_w = fds[1];
+		for (i = 0; i < m.m_nslots; i++)
+			if (m.m_slots[i].ms_pid)
+				aggregate_use_slot(i);
+	}
 	if (make_pipe(fds, 1) == -1)
 		fatal("pipe");
 	m.m_sig_r = fds[0];
 	m.m_sig_w = fds[1];
 	setup_signals();
+	/* What a re-executed image blocked before exec is delivered from here on. */
+	{
+		sigset_t none;
 
-	m.m_metrics_fd = -1;
-	if (cfg.cf_metrics_on) {
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+	}
+
+	if (cfg.cf_metrics_on && m.m_metrics_fd < 0) {
 		m.m_metrics_fd = net_listen(&cfg.cf_metrics, 64, err, sizeof(err));
 		if (m.m_metrics_fd == -1)
 			fatalx("%s", err);
-		metrics_init(m.m_metrics_fd);
+	} else if (!cfg.cf_metrics_on && m.m_metrics_fd >= 0) {
+		close(m.m_metrics_fd);
+		m.m_metrics_fd = -1;
 	}
+	if (m.m_metrics_fd >= 0)
+		metrics_init(m.m_metrics_fd);
 
-	m.m_target = cfg.cf_workers;
+	m.m_target = agg.ag_workers_min = cfg.cf_workers;
 	m.m_ramp = 1;
-	now = clock_mono_ns();
 	m.m_next_drain = now;
 	m.m_next_interval = now + interval_ns();
 	m.m_next_tick = now + AG_TICK_MS * NS_PER_MS;

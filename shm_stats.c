@@ -1,7 +1,7 @@
 /* shm_stats.c: the shared-memory region: mapping it, and the single-writer ring, counters
  * and tables of each worker slot (layout and rules in include/shm_stats.h). */
 #if defined(__linux__)
-#define _DEFAULT_SOURCE		/* MAP_ANONYMOUS */
+#define _GNU_SOURCE		/* MAP_ANONYMOUS, memfd_create */
 #endif
 #include <errno.h>
 #include <stdio.h>
@@ -16,16 +16,24 @@
 #define MAP_ANONYMOUS MAP_ANON
 #endif
 
-struct shm_header *shm_stats_map(unsigned nslots, char *err, size_t errlen)
+struct shm_header *shm_stats_map(unsigned nslots, int *fd, char *err, size_t errlen)
 {
 	size_t size = SHM_PAGE + (size_t)nslots * sizeof(struct shm_slot);
 	struct shm_header *sh;
 
-#if defined(MAP_ANONYMOUS)
-	sh = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-#else
-#error "no anonymous shared mappings on this system"
+	*fd = -1;
+#if defined(__linux__) && defined(MFD_CLOEXEC)
+	/* A file with no name: the region can be mapped again after exec (USR2). */
+	*fd = memfd_create("sidemeter", MFD_CLOEXEC);
+	if (*fd >= 0 && ftruncate(*fd, (off_t)size) == -1) {
+		close(*fd);
+		*fd = -1;
+	}
 #endif
+	if (*fd >= 0)
+		sh = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
+	else
+		sh = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED) {
 		snprintf(err, errlen, "mmap %zu bytes of shared memory: %s", size, strerror(errno));
 		return NULL;
@@ -38,6 +46,33 @@ struct shm_header *shm_stats_map(unsigned nslots, char *err, size_t errlen)
 	sh->sh_slot_size = sizeof(struct shm_slot);
 	sh->sh_started = clock_mono_ns();
 	sh->sh_master_pid = (int32_t)getpid();
+	return sh;
+}
+
+struct shm_header *shm_stats_inherit(int fd, char *err, size_t errlen)
+{
+	struct shm_header *sh;
+	uint64_t size;
+
+	sh = mmap(NULL, SHM_PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	if (sh == MAP_FAILED) {
+		snprintf(err, errlen, "mmap the inherited region: %s", strerror(errno));
+		return NULL;
+	}
+	if (sh->sh_magic != SHM_MAGIC || sh->sh_version != SHM_VERSION ||
+	    sh->sh_slot_size != sizeof(struct shm_slot) || sh->sh_ring_cap != SHM_RING_CAP) {
+		snprintf(err, errlen, "the inherited region has another layout (version %u, ours %u)",
+		    sh->sh_version, SHM_VERSION);
+		munmap(sh, SHM_PAGE);
+		return NULL;
+	}
+	size = sh->sh_size;
+	munmap(sh, SHM_PAGE);
+	sh = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (sh == MAP_FAILED) {
+		snprintf(err, errlen, "mmap the inherited region: %s", strerror(errno));
+		return NULL;
+	}
 	return sh;
 }
 

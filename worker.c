@@ -323,34 +323,44 @@ static const struct relay_ops relay_ops = { on_data, on_eof, on_check };
 /* ---- answers of our own ---------------------------------------------------------------- */
 
 /* If a request waits with nothing of an answer sent, answer it ourselves with code and a
- * one-line reason, and count how the application failed. */
-static void answer(struct conn *c, unsigned code, enum upstream_error err, const char *why)
+ * one-line reason (body), and count how the application failed (err < 0: it did not, the
+ * failure was ours). */
+static void answer(struct conn *c, unsigned code, int err, const char *body)
 {
-	char buf[512], body[256];
-	int head, n, bn;
+	char buf[1024];
+	const char *text = code == 504 ? "Gateway Timeout" : code == 503 ? "Service Unavailable" :
+	    "Bad Gateway";
+	int head, n;
 
 	/* Once the application's end has been passed on to the client, it is too late. */
 	if (c->cn_relay.rl_dir[RELAY_U2C].rd_shut ||
 	    !observer_answer(&c->cn_obs, code, clock_mono_ns(), &head))
 		return;
-	shm_stats_add(slot, CTR_UPSTREAM + err, 1);
-	bn = snprintf(body, sizeof(body), "sidemeter: the application at %s %s\n",
-	    cfg.cf_upstream.na_text, why);
-	if (bn < 0 || (size_t)bn >= sizeof(body))
-		bn = (int)sizeof(body) - 1;
+	if (err >= 0)
+		shm_stats_add(slot, CTR_UPSTREAM + (unsigned)err, 1);
 	n = snprintf(buf, sizeof(buf),
 	    "HTTP/1.1 %u %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-	    "Content-Length: %d\r\nConnection: close\r\nServer: sidemeter\r\n\r\n%s",
-	    code, code == 504 ? "Gateway Timeout" : "Bad Gateway", bn, head ? "" : body);
+	    "Content-Length: %zu\r\nConnection: close\r\nServer: sidemeter\r\n\r\n%s",
+	    code, text, strlen(body), head ? "" : body);
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return;
 	c->cn_answered = 1;
 	(void)relay_write_all(c->cn_fd[RELAY_CLIENT], buf, (size_t)n, ANSWER_MS);
 }
 
-/* The application could not be reached: read the client's request head (for as long as
- * --header-timeout allows) so that it can be answered with a 502. */
-static void answer_unreachable(struct conn *c, enum upstream_error err)
+static void answer_app(struct conn *c, unsigned code, enum upstream_error err, const char *why)
+{
+	char body[512];
+
+	snprintf(body, sizeof(body), "sidemeter: the application at %s %s\n",
+	    cfg.cf_upstream.na_text, why);
+	answer(c, code, (int)err, body);
+}
+
+/* The application could not be reached (err < 0: we had no descriptor to try): read the
+ * client's request head (for as long as --header-timeout allows) so that it can be
+ * answered with a 502 (or a 503 when the failure was ours). */
+static void answer_unreachable(struct conn *c, int err)
 {
 	char buf[RELAY_BUF], why[160];
 	struct pollfd pfd = { .fd = c->cn_fd[RELAY_CLIENT], .events = POLLIN };
@@ -374,6 +384,12 @@ static void answer_unreachable(struct conn *c, enum upstream_error err)
 			observer_feed(&c->cn_obs, OBS_REQ, buf, (size_t)n, clock_mono_ns());
 		}
 	}
+	if (err < 0) {
+		snprintf(buf, sizeof(buf), "sidemeter: no resources to reach the application (%s)\n",
+		    strerror(c->cn_connect_errno));
+		answer(c, 503, -1, buf);
+		return;
+	}
 	if (err == UPSTREAM_REFUSED)
 		snprintf(why, sizeof(why), "refused the connection");
 	else if (err == UPSTREAM_CONNECT_TIMEOUT)
@@ -381,14 +397,21 @@ static void answer_unreachable(struct conn *c, enum upstream_error err)
 		    (double)cfg.cf_connect_ms / 1000);
 	else
 		snprintf(why, sizeof(why), "could not be reached: %s", strerror(c->cn_connect_errno));
-	answer(c, 502, err, why);
+	answer_app(c, 502, (enum upstream_error)err, why);
 }
 
 /* ---- one connection -------------------------------------------------------------------- */
 
-static enum close_reason connect_failure(int err, enum upstream_error *ue)
+/* How connecting failed; *ue is -1 when the failure was ours (no descriptor, no memory). */
+static enum close_reason connect_failure(int err, int *ue)
 {
 	switch (err) {
+	case EMFILE:
+	case ENFILE:
+	case ENOBUFS:
+	case ENOMEM:
+		*ue = -1;
+		return CLOSE_ERROR;
 	case ECONNREFUSED:
 		*ue = UPSTREAM_REFUSED;
 		return CLOSE_UPSTREAM_REFUSED;
@@ -405,9 +428,8 @@ static enum close_reason connect_failure(int err, enum upstream_error *ue)
 static enum close_reason serve(int cfd)
 {
 	struct conn *c = &conn;
-	enum upstream_error ue;
 	enum close_reason why;
-	int ufd;
+	int ufd, ue;
 
 	c->cn_fd[RELAY_CLIENT] = cfd;
 	c->cn_fd[RELAY_UPSTREAM] = -1;
@@ -428,8 +450,8 @@ static enum close_reason serve(int cfd)
 		why = connect_failure(errno, &ue);
 		if (cfg.cf_mode == MODE_HTTP)
 			answer_unreachable(c, ue);
-		else
-			shm_stats_add(slot, CTR_UPSTREAM + ue, 1);
+		else if (ue >= 0)
+			shm_stats_add(slot, CTR_UPSTREAM + (unsigned)ue, 1);
 		conn_close(c, why);
 		return why;
 	}
@@ -447,11 +469,11 @@ static enum close_reason serve(int cfd)
 
 			snprintf(text, sizeof(text), "did not answer within %.1fs",
 			    (double)cfg.cf_response_ms / 1000);
-			answer(c, 504, UPSTREAM_RESPONSE_TIMEOUT, text);
+			answer_app(c, 504, UPSTREAM_RESPONSE_TIMEOUT, text);
 		} else if (why == CLOSE_UPSTREAM_ERROR) {
-			answer(c, 502, UPSTREAM_RESET, "reset the connection before answering");
+			answer_app(c, 502, UPSTREAM_RESET, "reset the connection before answering");
 		} else if (why == CLOSE_UPSTREAM_CLOSED) {
-			answer(c, 502, UPSTREAM_CLOSED_EARLY, "closed the connection before answering");
+			answer_app(c, 502, UPSTREAM_CLOSED_EARLY, "closed the connection before answering");
 		}
 	}
 	conn_close(c, why);

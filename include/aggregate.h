@@ -46,7 +46,9 @@ struct aggregate {
 	struct shm_header *ag_shm;
 	unsigned ag_nslots;		/* slots ever used: only these are read */
 	unsigned ag_max_routes;		/* --max-routes */
-	uint64_t ag_restarts;		/* kept by the master */
+	unsigned ag_workers_min;	/* the pool's minimum now (TTIN/TTOU move it) */
+	unsigned ag_workers_max;	/* --max-workers */
+	int ag_listen_fd;		/* for the backlog's length */
 	uint64_t ag_records;		/* records drained */
 	unsigned ag_nbounds;
 	uint64_t ag_bounds[CONFIG_MAX_BUCKETS];	/* --buckets, in ns */

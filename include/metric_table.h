@@ -53,6 +53,10 @@
 	    DUMP_SUM, "accept() failures, by reason (emfile: out of descriptors).")            \
 	X(WORKERS, "sidemeter_workers", GAUGE, ANY, "workers", DUMP_POOL,                        \
 	    "Worker processes, by state.")                                                 \
+	X(WORKERS_LIMIT, "sidemeter_workers_limit", GAUGE, ANY, "", DUMP_NONE,              \
+	    "The pool's bounds: min (--workers, moved by TTIN/TTOU) and max (--max-workers).") \
+	X(LISTEN_QUEUE, "sidemeter_listen_queue", GAUGE, ANY, "queued", DUMP_VALUE,         \
+	    "Connections waiting in the listen backlog for a free worker.")                \
 	X(WORKER_RESTARTS, "sidemeter_worker_restarts_total", COUNTER, ANY, "restarts", DUMP_SUM, \
 	    "Workers that ended unplanned (crashed or killed as wedged) and were replaced.") \
 	X(RING_DROPPED, "sidemeter_ring_dropped_records_total", COUNTER, ANY, "dropped",    \

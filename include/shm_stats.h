@@ -126,6 +126,7 @@ struct shm_header {
 	int64_t sh_started;		/* monotonic start of the master */
 	int32_t sh_master_pid;
 	uint32_t sh_spare;
+	uint64_t sh_restarts;		/* workers replaced after an unplanned end (master) */
 };
 
 _Static_assert(sizeof(struct shm_record) == 64, "a record is one cache line");
@@ -144,8 +145,14 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free in s
 
 /* ---- both sides ---- */
 
-/* Map the region for nslots slots (master, before the first fork).  NULL and err on failure. */
-struct shm_header *shm_stats_map(unsigned nslots, char *err, size_t errlen);
+/* Map the region for nslots slots (master, before the first fork).  *fd is the region's
+ * descriptor, kept so that a re-executed master can map it again (-1 where the system has
+ * no anonymous shared file).  NULL and err on failure. */
+struct shm_header *shm_stats_map(unsigned nslots, int *fd, char *err, size_t errlen);
+
+/* Map a region inherited across exec through its descriptor; NULL and err when it cannot
+ * be used (another layout version, or not a region at all). */
+struct shm_header *shm_stats_inherit(int fd, char *err, size_t errlen);
 
 static inline struct shm_slot *shm_stats_slot(struct shm_header *sh, unsigned i)
 {

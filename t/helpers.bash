@@ -163,6 +163,35 @@ print(json.loads(open(sys.argv[1]).read().splitlines()[-1]).get(sys.argv[2]))' \
 		"$BATS_TEST_TMPDIR/sm.out" "$1"
 }
 
+# start_nginx: nginx on $UP_PORT as the application, with an access log of its own.  Its
+# workers run as the test's user (root in CI) so that they can read the test's folder.
+start_nginx() {
+	local d=$BATS_TEST_TMPDIR/nginx
+	mkdir -p "$d/www"
+	printf '<!doctype html><title>t</title><p>%0400d</p>\n' 0 >"$d/www/index.html"
+	printf 'small\n' >"$d/www/small.txt"
+	cat >"$d/nginx.conf" <<CONF
+user root;
+worker_processes 1;
+daemon off;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 1024; }
+http {
+	log_format counted '\$request_method \$status \$uri';
+	access_log $d/access.log counted;
+	keepalive_requests 1000000;
+	server {
+		listen 127.0.0.1:$UP_PORT;
+		root $d/www;
+		location = /teapot { return 418; }
+	}
+}
+CONF
+	spawn nginx nginx -c "$d/nginx.conf" -e "$d/error.log"
+	wait_port "$UP_PORT" "$nginx_pid"
+}
+
 # ---- assertions that say what was expected and what came ---------------------------------
 
 # expect_eq WHAT EXPECTED ACTUAL

@@ -122,7 +122,8 @@ static void two_processes(struct shm_slot *sl)
 int main(void)
 {
 	char err[256];
-	struct shm_header *sh = shm_stats_map(2, err, sizeof(err));
+	int fd;
+	struct shm_header *sh = shm_stats_map(2, &fd, err, sizeof(err));
 
 	CHECK(sh != NULL, "map: %s", err);
 	if (sh == NULL)

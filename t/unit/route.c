@@ -22,7 +22,8 @@ static void name_is(const char *target, const char *want)
 int main(void)
 {
 	char err[256], path[64];
-	struct shm_header *sh = shm_stats_map(1, err, sizeof(err));
+	int fd;
+	struct shm_header *sh = shm_stats_map(1, &fd, err, sizeof(err));
 	unsigned i, a, b;
 
 	name_is("/", "/");
