@@ -115,17 +115,23 @@ void net_set_nodelay(int fd)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-int net_set_timeouts(int fd, int rcv_ms, int snd_ms)
+static int set_timeo(int fd, int opt, int ms)
 {
 	struct timeval tv;
 
-	tv.tv_sec = rcv_ms / 1000;
-	tv.tv_usec = (rcv_ms % 1000) * 1000;
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1)
-		return -1;
-	tv.tv_sec = snd_ms / 1000;
-	tv.tv_usec = (snd_ms % 1000) * 1000;
-	return setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	return setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof(tv));
+}
+
+int net_set_rcvtimeo(int fd, int ms)
+{
+	return set_timeo(fd, SO_RCVTIMEO, ms);
+}
+
+int net_set_sndtimeo(int fd, int ms)
+{
+	return set_timeo(fd, SO_SNDTIMEO, ms);
 }
 
 int net_listen(const struct net_addr *na, int backlog, char *err, size_t errlen)
@@ -163,6 +169,27 @@ int net_connect(const struct net_addr *na, int timeout_ms)
 	int fd, rc, soerr, saved;
 	int64_t deadline;
 
+#if defined(__linux__) && defined(SOCK_CLOEXEC)
+	/* Linux bounds a blocking connect() by SO_SNDTIMEO: three calls instead of ten. */
+	fd = socket(na->na_ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -1;
+	if (net_set_sndtimeo(fd, timeout_ms) == 0) {
+		if (connect(fd, (const struct sockaddr *)&na->na_ss, na->na_len) == 0)
+			return fd;
+		if (errno != EINTR) {
+			saved = errno == EINPROGRESS ? ETIMEDOUT : errno;
+			close(fd);
+			errno = saved;
+			return -1;
+		}
+		/* A signal cut the wait short: the handshake goes on; wait for it below. */
+		if (net_set_nonblock(fd, 1) == -1)
+			goto fail;
+		goto wait;
+	}
+	close(fd);
+#endif
 	fd = socket(na->na_ss.ss_family, SOCK_STREAM, 0);
 	if (fd == -1)
 		return -1;
@@ -172,6 +199,9 @@ int net_connect(const struct net_addr *na, int timeout_ms)
 		goto done;
 	if (errno != EINPROGRESS)
 		goto fail;
+#if defined(__linux__) && defined(SOCK_CLOEXEC)
+wait:
+#endif
 	deadline = clock_mono_ns() + (int64_t)timeout_ms * NS_PER_MS;
 	pfd.fd = fd;
 	pfd.events = POLLOUT;

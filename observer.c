@@ -29,16 +29,29 @@ enum side_state {
 #define H_CHUNKED 0x04		/* ... and chunked is the final coding */
 #define H_TE_BAD 0x08		/* ... chunked twice, or not last */
 #define H_CLOSE 0x10		/* Connection: close */
+#define H_KEEPALIVE 0x20	/* Connection: keep-alive */
 
 #define LENGTH_MAX ((uint64_t)1 << 60)
 
 /* ---- characters ---- */
 
+/* token characters (RFC 9110 5.6.2), filled once by observer_init() */
+static unsigned char tchar_map[256];
+
+static void tchar_fill(void)
+{
+	const char *extra = "!#$%&'*+-.^_`|~";
+	int c;
+
+	for (c = 0; c < 256; c++)
+		tchar_map[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+	while (*extra)
+		tchar_map[(unsigned char)*extra++] = 1;
+}
+
 static int is_tchar(unsigned char c)
 {
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-		return 1;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+	return tchar_map[c];
 }
 
 static int is_digit(unsigned char c)
@@ -57,22 +70,16 @@ static int hex_value(unsigned char c)
 	return -1;
 }
 
-static int lower(unsigned char c)
-{
-	return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
-}
-
-/* Case-insensitive equality of p[0..n) with a lower-case literal. */
+/* Case-insensitive equality of p[0..n) with a literal of lower-case letters and '-'.  p
+ * holds token characters, and of those only letters change under | 0x20. */
 static int same(const char *p, size_t n, const char *lit)
 {
 	size_t i;
 
-	if (strlen(lit) != n)
-		return 0;
 	for (i = 0; i < n; i++)
-		if (lower((unsigned char)p[i]) != lit[i])
+		if (((unsigned char)p[i] | 0x20) != (unsigned char)lit[i] || lit[i] == '\0')
 			return 0;
-	return 1;
+	return lit[n] == '\0';
 }
 
 static void trim(const char **p, size_t *n)
@@ -391,6 +398,8 @@ static void connection(struct obs_side *s, const char *v, size_t n)
 		trim(&c, &e);
 		if (same(c, e, "close"))
 			s->os_flags |= H_CLOSE;
+		else if (same(c, e, "keep-alive"))
+			s->os_flags |= H_KEEPALIVE;
 	}
 }
 
@@ -401,16 +410,17 @@ static int header_line(struct observer *ob, int dir, struct obs_side *s, const c
 	const char *v;
 	size_t name = 0, vn;
 
-	/* No obs-fold, no space before the colon, no CR or NUL anywhere (RFC 9112 5.1, 5.2). */
+	/* No obs-fold, no space before the colon, no CR or NUL anywhere (RFC 9112 5.1, 5.2):
+	 * the name is all token characters, so only the value needs looking at. */
 	while (name < len && is_tchar((unsigned char)line[name]))
 		name++;
-	if (name == 0 || name == len || line[name] != ':' ||
-	    memchr(line, '\r', len) != NULL || memchr(line, '\0', len) != NULL) {
+	v = line + name + 1;
+	vn = len - name - 1;
+	if (name == 0 || name == len || line[name] != ':' || memchr(v, '\r', vn) != NULL ||
+	    memchr(v, '\0', vn) != NULL) {
 		go_opaque(ob, bad);
 		return -1;
 	}
-	v = line + name + 1;
-	vn = len - name - 1;
 	trim(&v, &vn);
 	switch (name) {
 	case 14:
@@ -432,6 +442,12 @@ static int header_line(struct observer *ob, int dir, struct obs_side *s, const c
 }
 
 /* ---- ends of heads and of messages ---- */
+
+/* Does this message end its connection (RFC 9112 9.3)? */
+static int ends_connection(const struct obs_side *s)
+{
+	return (s->os_flags & H_CLOSE) || (s->os_http10 && !(s->os_flags & H_KEEPALIVE));
+}
 
 static void request_done(struct observer *ob, struct obs_side *s, int64_t now)
 {
@@ -472,6 +488,8 @@ static void response_done(struct observer *ob, struct obs_side *s, int64_t now)
 	ex->ex_resp_end = now;
 	ex->ex_resp_body = s->os_body;
 	ex->ex_flags |= EX_RESP_DONE;
+	if ((ex->ex_flags & EX_CLOSE) || ends_connection(s))
+		ob->ob_closing = 1;
 	s->os_state = S_START;
 	s->os_body = 0;
 	/* A CONNECT that was refused: the client speaks HTTP again, unless it already sent
@@ -494,6 +512,8 @@ static void request_head_done(struct observer *ob, struct obs_side *s, int64_t n
 		return;	/* never: a side inside a message always has its exchange */
 
 	ex->ex_flags |= EX_HEAD_DONE;
+	if (ends_connection(s))
+		ex->ex_flags |= EX_CLOSE;
 	s->os_body = 0;
 	if (ex->ex_flags & EX_CONNECT) {
 		request_done(ob, s, now);
@@ -571,6 +591,23 @@ static void message_done(struct observer *ob, int dir, struct obs_side *s, int64
 }
 
 /* ---- the machine ---- */
+
+/* Up to n bytes of a body or chunk of known length; returns how many it took. */
+static size_t body_bytes(struct observer *ob, int dir, struct obs_side *s, size_t n,
+    int64_t now)
+{
+	size_t k = n < s->os_remaining ? n : (size_t)s->os_remaining;
+
+	s->os_remaining -= k;
+	s->os_body += k;
+	if (s->os_remaining == 0) {
+		if (s->os_state == S_CHUNK_DATA)
+			s->os_state = S_CHUNK_END;
+		else
+			message_done(ob, dir, s, now);
+	}
+	return k;
+}
 
 /* The first byte of a message.  Returns 0, or -1 when observation stopped. */
 static int begin(struct observer *ob, int dir, struct obs_side *s, unsigned char c, int64_t now)
@@ -663,16 +700,7 @@ static size_t step(struct observer *ob, int dir, struct obs_side *s, const char 
 
 	case S_BODY:
 	case S_CHUNK_DATA:
-		k = n < s->os_remaining ? n : (size_t)s->os_remaining;
-		s->os_remaining -= k;
-		s->os_body += k;
-		if (s->os_remaining == 0) {
-			if (s->os_state == S_CHUNK_DATA)
-				s->os_state = S_CHUNK_END;
-			else
-				message_done(ob, dir, s, now);
-		}
-		return k;
+		return body_bytes(ob, dir, s, n, now);
 
 	case S_CHUNK_SIZE:
 	case S_CHUNK_END:
@@ -739,11 +767,14 @@ void observer_init(struct observer *ob, const struct obs_ops *ops, void *ctx)
 {
 	int d;
 
+	if (!tchar_map['a'])
+		tchar_fill();
 	ob->ob_ops = ops;
 	ob->ob_ctx = ctx;
 	ob->ob_mode = OBS_HTTP;
 	ob->ob_first = ob->ob_n = 0;
 	ob->ob_requests = 0;
+	ob->ob_closing = 0;
 	for (d = 0; d < 2; d++) {
 		struct obs_side *s = &ob->ob_side[d];
 
@@ -774,6 +805,35 @@ void observer_feed(struct observer *ob, int dir, const char *p, size_t n, int64_
 		p += k;
 		n -= k;
 	}
+}
+
+uint64_t observer_unseen(const struct observer *ob, int dir)
+{
+	const struct obs_side *s = &ob->ob_side[dir];
+
+	if (ob->ob_mode != OBS_HTTP)
+		return UINT64_MAX;
+	switch (s->os_state) {
+	case S_BODY:
+	case S_CHUNK_DATA:
+		return s->os_remaining;
+	case S_UNTIL_CLOSE:
+		return UINT64_MAX;
+	default:
+		return 0;
+	}
+}
+
+void observer_skip(struct observer *ob, int dir, size_t n, int64_t now)
+{
+	struct obs_side *s = &ob->ob_side[dir];
+
+	if (ob->ob_mode != OBS_HTTP)
+		return;
+	if (s->os_state == S_UNTIL_CLOSE)
+		s->os_body += n;
+	else if (s->os_state == S_BODY || s->os_state == S_CHUNK_DATA)
+		body_bytes(ob, dir, s, n, now);
 }
 
 void observer_eof(struct observer *ob, int dir, int64_t now)
@@ -851,4 +911,5 @@ void observer_status(const struct observer *ob, struct obs_status *st)
 	st->st_idle = ob->ob_n == 0 && !in_message(&ob->ob_side[OBS_REQ]) && !responding;
 	if (ob->ob_n > 0)
 		st->st_oldest = ex_get(ob, 0)->ex_req_start;
+	st->st_closing = ob->ob_closing;
 }

@@ -1,11 +1,20 @@
 /* relay.c: the two-socket pump (contract in include/relay.h).
  *
- * The sockets are blocking; each wait is one poll() over both sockets and the watch fd.
- * Sends never wait (MSG_DONTWAIT): a destination that is full keeps its bytes in the
- * direction's buffer and the source is not read again until they are gone.  So a peer that
+ * The sockets are blocking; each wait is one poll() over both sockets and the watch fd, or,
+ * when the policy knows which side speaks next, one blocking read of that side (bounded by
+ * its SO_RCVTIMEO tick): half the system calls of a request and its answer.  Sends never
+ * wait (MSG_DONTWAIT): a destination that is full keeps its bytes in the direction's
+ * buffer (or pipe) and the source is not read again until they are gone.  So a peer that
  * does not read can stall only its own direction; the other keeps moving, and an
- * application that answers before the request body is in cannot deadlock the pump. */
+ * application that answers before the request body is in cannot deadlock the pump.
+ *
+ * Bytes the policy need not see (bodies of known length, tunnels, tcp mode) go through a
+ * pipe with splice() on Linux: from socket to socket without a copy into user space. */
+#if defined(__linux__)
+#define _GNU_SOURCE		/* splice, pipe2, F_SETPIPE_SZ */
+#endif
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -20,9 +29,12 @@
 #ifndef MSG_NOSIGNAL
 #define MSG_NOSIGNAL 0		/* SIGPIPE is ignored by the worker anyway */
 #endif
+#if defined(__linux__) && defined(SPLICE_F_MOVE)
+#define HAVE_SPLICE 1
+#define PIPE_SIZE (1024 * 1024)	/* asked for; the kernel may give less */
+#endif
 
-/* The longest wait without a check: heartbeats and the watch fd rely on it. */
-#define RELAY_TICK_MS 1000
+#define READ_TIMED_OUT (-1)	/* read_dir(wait): the tick passed with nothing to read */
 
 /* Errors that mean "the peer is gone", as opposed to our own failure. */
 static int peer_gone(int err)
@@ -36,9 +48,14 @@ static enum close_reason side_error(int side)
 	return side == RELAY_CLIENT ? CLOSE_CLIENT_ERROR : CLOSE_UPSTREAM_ERROR;
 }
 
+static int dir_pending(const struct relay_dir *rd)
+{
+	return rd->rd_len > 0 || rd->rd_piped > 0;
+}
+
 int relay_pending(const struct relay *rl, int dir)
 {
-	return rl->rl_dir[dir].rd_len > 0;
+	return dir_pending(&rl->rl_dir[dir]);
 }
 
 /* Write what direction d holds; 0 when all of it went (or would block), -1 on error. */
@@ -47,6 +64,22 @@ static int flush_dir(struct relay *rl, int d)
 	struct relay_dir *rd = &rl->rl_dir[d];
 	ssize_t n;
 
+#if defined(HAVE_SPLICE)
+	while (rd->rd_piped > 0) {
+		n = splice(rd->rd_pipe[0], NULL, rl->rl_fd[!d], NULL, rd->rd_piped,
+		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n > 0) {
+			rd->rd_piped -= (size_t)n;
+			rl->rl_bytes[d] += (uint64_t)n;
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		return -1;
+	}
+#endif
 	while (rd->rd_len > 0) {
 		n = send(rl->rl_fd[!d], rd->rd_buf + rd->rd_off, rd->rd_len,
 		    MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -71,24 +104,15 @@ static int flush_dir(struct relay *rl, int d)
 	return 0;
 }
 
-/* Read once from the source of direction d.  Returns 0, or a close reason + 1. */
-static int read_dir(struct relay *rl, int d, int64_t now)
+/* What a read of the source of direction d returned: n bytes (already handed on), 0 for
+ * the end of the stream, -1 with errno.  Returns 0, a close reason + 1, or READ_TIMED_OUT. */
+static int after_read(struct relay *rl, int d, ssize_t n, int wait, int64_t now)
 {
 	struct relay_dir *rd = &rl->rl_dir[d];
-	ssize_t n;
 	int stop;
 
-	do
-		n = recv(rl->rl_fd[d], rd->rd_buf, sizeof(rd->rd_buf), MSG_DONTWAIT);
-	while (n == -1 && errno == EINTR);
-	if (n > 0) {
-		rd->rd_off = 0;
-		rd->rd_len = (size_t)n;
-		stop = rl->rl_ops->ro_data(rl->rl_ctx, d, rd->rd_buf, (size_t)n, now);
-		if (flush_dir(rl, d) == -1)
-			return (int)side_error(!d) + 1;
-		return stop;
-	}
+	if (n > 0)
+		return flush_dir(rl, d) == -1 ? (int)side_error(!d) + 1 : 0;
 	if (n == 0) {
 		rd->rd_eof = 1;
 		if (rl->rl_first_eof < 0)
@@ -99,9 +123,61 @@ static int read_dir(struct relay *rl, int d, int64_t now)
 		flush_dir(rl, d);	/* nothing pending: just passes the half-close on */
 		return 0;
 	}
-	if (errno == EAGAIN || errno == EWOULDBLOCK)
-		return 0;
+	if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+		return wait ? READ_TIMED_OUT : 0;
 	return (int)(peer_gone(errno) ? side_error(d) : CLOSE_ERROR) + 1;
+}
+
+#if defined(HAVE_SPLICE)
+/* The pipe of direction d, made the first time it is needed; -1 if none can be had. */
+static int pipe_of(struct relay_dir *rd)
+{
+	if (rd->rd_pipe[0] >= 0)
+		return 0;
+	if (pipe2(rd->rd_pipe, O_CLOEXEC | O_NONBLOCK) == -1) {
+		rd->rd_pipe[0] = rd->rd_pipe[1] = -1;
+		return -1;
+	}
+	(void)fcntl(rd->rd_pipe[1], F_SETPIPE_SZ, PIPE_SIZE);	/* less is fine */
+	return 0;
+}
+#endif
+
+/* Read once from the source of direction d, at most unseen bytes without looking at them;
+ * wait: block until data or the socket's tick.  Returns 0, a close reason + 1, or
+ * READ_TIMED_OUT. */
+static int read_dir(struct relay *rl, int d, int64_t now, int wait, uint64_t unseen)
+{
+	struct relay_dir *rd = &rl->rl_dir[d];
+	ssize_t n;
+	int stop;
+
+#if defined(HAVE_SPLICE)
+	/* Worth a pipe only for a body larger than a buffer.  The pipe is empty here; the
+	 * socket's own blocking (and tick) decide whether the splice waits. */
+	if (unseen >= RELAY_BUF && pipe_of(rd) == 0) {
+		n = splice(rl->rl_fd[d], NULL, rd->rd_pipe[1], NULL,
+		    unseen < PIPE_SIZE ? (size_t)unseen : PIPE_SIZE, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (wait)
+			now = clock_mono_ns();
+		if (n > 0) {
+			rd->rd_piped = (size_t)n;
+			rl->rl_ops->ro_unseen(rl->rl_ctx, d, (size_t)n, now);
+		}
+		return after_read(rl, d, n, wait, now);
+	}
+#endif
+	n = recv(rl->rl_fd[d], rd->rd_buf, sizeof(rd->rd_buf), wait ? 0 : MSG_DONTWAIT);
+	if (wait)
+		now = clock_mono_ns();	/* the read may have waited */
+	if (n > 0) {
+		rd->rd_off = 0;
+		rd->rd_len = (size_t)n;
+		stop = rl->rl_ops->ro_data(rl->rl_ctx, d, rd->rd_buf, (size_t)n, now);
+		n = after_read(rl, d, n, wait, now);
+		return stop ? stop : (int)n;
+	}
+	return after_read(rl, d, n, wait, now);
 }
 
 void relay_init(struct relay *rl, int client_fd, int upstream_fd, int watch,
@@ -109,48 +185,77 @@ void relay_init(struct relay *rl, int client_fd, int upstream_fd, int watch,
 {
 	int d;
 
+	for (d = 0; d < 2; d++) {
+		struct relay_dir *rd = &rl->rl_dir[d];
+
+		/* A pipe left holding bytes of an earlier connection is not reused. */
+		if (!rl->rl_set_up || rd->rd_piped > 0) {
+			if (rl->rl_set_up && rd->rd_pipe[0] >= 0) {
+				close(rd->rd_pipe[0]);
+				close(rd->rd_pipe[1]);
+			}
+			rd->rd_pipe[0] = rd->rd_pipe[1] = -1;
+		}
+		rd->rd_off = rd->rd_len = rd->rd_piped = 0;
+		rd->rd_eof = rd->rd_shut = 0;
+		rl->rl_bytes[d] = 0;
+	}
+	rl->rl_set_up = 1;
 	rl->rl_fd[RELAY_CLIENT] = client_fd;
 	rl->rl_fd[RELAY_UPSTREAM] = upstream_fd;
 	rl->rl_watch = watch;
 	rl->rl_ops = ops;
 	rl->rl_ctx = ctx;
 	rl->rl_first_eof = -1;
-	for (d = 0; d < 2; d++) {
-		rl->rl_dir[d].rd_off = rl->rl_dir[d].rd_len = 0;
-		rl->rl_dir[d].rd_eof = rl->rl_dir[d].rd_shut = 0;
-		rl->rl_bytes[d] = 0;
-	}
 }
 
 enum close_reason relay_pump(struct relay *rl)
 {
+	struct relay_plan plan;
 	struct pollfd pfd[3];
-	int64_t now, deadline;
-	int d, stop, rc, nfds;
+	int64_t now;
+	int d, stop, rc, nfds, polled = 1;
 
 	for (;;) {
 		if (rl->rl_dir[0].rd_shut && rl->rl_dir[1].rd_shut)
 			return rl->rl_first_eof == RELAY_C2U ? CLOSE_CLIENT_CLOSED : CLOSE_UPSTREAM_CLOSED;
 
 		now = clock_mono_ns();
-		deadline = now + (int64_t)RELAY_TICK_MS * NS_PER_MS;
-		stop = rl->rl_ops->ro_check(rl->rl_ctx, now, &deadline);
+		plan.rp_deadline = INT64_MAX;
+		plan.rp_expect = -1;
+		plan.rp_unseen[0] = plan.rp_unseen[1] = 0;
+		stop = rl->rl_ops->ro_check(rl->rl_ctx, now, &plan);
 		if (stop)
 			return (enum close_reason)(stop - 1);
+
+		/* Who speaks next is known, nothing waits to be written, and no deadline falls
+		 * within the read's tick: read that side without a poll.  A read that waited a
+		 * whole tick is followed by a poll of both sides, so that whatever the other
+		 * side did (an unexpected close) is seen within a tick. */
+		d = plan.rp_expect;
+		if (d >= 0 && polled && !dir_pending(&rl->rl_dir[d]) && !rl->rl_dir[d].rd_eof &&
+		    !dir_pending(&rl->rl_dir[!d]) &&
+		    plan.rp_deadline - now > (int64_t)RELAY_TICK_MS * NS_PER_MS) {
+			stop = read_dir(rl, d, now, 1, plan.rp_unseen[d]);
+			if (stop == READ_TIMED_OUT) {
+				polled = 0;
+				continue;
+			}
+			if (stop)
+				return (enum close_reason)(stop - 1);
+			continue;
+		}
+		polled = 1;
 
 		/* pfd[i] is socket i: readable as the source of direction i, writable as the
 		 * destination of direction !i. */
 		for (d = 0; d < 2; d++) {
-			struct relay_dir *rd = &rl->rl_dir[d];
-
 			pfd[d].fd = rl->rl_fd[d];
-			pfd[d].events = 0;
+			pfd[d].events = !dir_pending(&rl->rl_dir[d]) && !rl->rl_dir[d].rd_eof ? POLLIN : 0;
 			pfd[d].revents = 0;
-			if (rd->rd_len == 0 && !rd->rd_eof)
-				pfd[d].events |= POLLIN;
 		}
 		for (d = 0; d < 2; d++)
-			if (rl->rl_dir[d].rd_len > 0)
+			if (dir_pending(&rl->rl_dir[d]))
 				pfd[!d].events |= POLLOUT;
 		nfds = 2;
 		if (rl->rl_watch >= 0) {
@@ -160,7 +265,7 @@ enum close_reason relay_pump(struct relay *rl)
 			nfds = 3;
 		}
 
-		rc = poll(pfd, (nfds_t)nfds, clock_poll_ms(deadline, now, RELAY_TICK_MS));
+		rc = poll(pfd, (nfds_t)nfds, clock_poll_ms(plan.rp_deadline, now, RELAY_TICK_MS));
 		if (rc == -1) {
 			if (errno == EINTR)
 				continue;
@@ -176,11 +281,11 @@ enum close_reason relay_pump(struct relay *rl)
 			struct relay_dir *rd = &rl->rl_dir[d];
 			short out = pfd[!d].revents, in = pfd[d].revents;
 
-			if (rd->rd_len > 0 && (out & (POLLOUT | POLLERR | POLLHUP))) {
+			if (dir_pending(rd) && (out & (POLLOUT | POLLERR | POLLHUP))) {
 				if (flush_dir(rl, d) == -1)
 					return peer_gone(errno) ? side_error(!d) : CLOSE_ERROR;
-			} else if (rd->rd_len == 0 && !rd->rd_eof && (in & (POLLIN | POLLERR | POLLHUP))) {
-				stop = read_dir(rl, d, now);
+			} else if (!dir_pending(rd) && !rd->rd_eof && (in & (POLLIN | POLLERR | POLLHUP))) {
+				stop = read_dir(rl, d, now, 0, plan.rp_unseen[d]);
 				if (stop)
 					return (enum close_reason)(stop - 1);
 			}

@@ -177,6 +177,20 @@ static struct shm_slot *route_slot;
 static unsigned route_limit;
 static uint16_t route_hash[INDEX_SIZE];	/* 1 + index in the slot, 0: empty */
 
+/* The worker's recent paths and their routes: naming a path costs a few hundred
+ * instructions, and clients ask for the same paths again and again.  Only the path is kept
+ * (never the query), in this worker's private memory. */
+#define CACHE_SIZE 64
+#define CACHE_PATH 96
+
+struct route_cached {
+	uint8_t rc_len;			/* 0: empty */
+	uint16_t rc_route;
+	char rc_path[CACHE_PATH];
+};
+
+static struct route_cached route_cache[CACHE_SIZE];
+
 static unsigned hash(const char *s, size_t n)
 {
 	uint32_t h = 2166136261u;
@@ -215,6 +229,7 @@ void route_attach(struct shm_slot *sl, unsigned max_routes)
 	route_slot = sl;
 	route_limit = max_routes + 1;	/* and "other" */
 	memset(route_hash, 0, sizeof(route_hash));
+	memset(route_cache, 0, sizeof(route_cache));
 	for (i = 1; i < n; i++) {
 		size_t len = strlen(sl->sl_routes[i]);
 		unsigned h = find(sl->sl_routes[i], len, &found);
@@ -224,7 +239,7 @@ void route_attach(struct shm_slot *sl, unsigned max_routes)
 	}
 }
 
-unsigned route_index(const struct config *cf, const char *target, size_t len)
+static unsigned name_and_add(const struct config *cf, const char *target, size_t len)
 {
 	char name[SHM_ROUTE_LEN];
 	size_t n = route_name(cf, target, len, name, sizeof(name));
@@ -241,4 +256,24 @@ unsigned route_index(const struct config *cf, const char *target, size_t len)
 		return SHM_ROUTE_OTHER;
 	route_hash[at] = (uint16_t)(idx + 1);
 	return (unsigned)idx;
+}
+
+unsigned route_index(const struct config *cf, const char *target, size_t len)
+{
+	const char *q = memchr(target, '?', len);
+	size_t plen = q ? (size_t)(q - target) : len;
+	struct route_cached *rc;
+	unsigned r;
+
+	if (plen == 0 || plen >= CACHE_PATH || memchr(target, '#', plen) != NULL)
+		return name_and_add(cf, target, len);
+	rc = &route_cache[(plen * 31 + (unsigned char)target[plen - 1] * 7 +
+	    (unsigned char)target[plen / 2]) % CACHE_SIZE];
+	if (rc->rc_len == plen && memcmp(rc->rc_path, target, plen) == 0)
+		return rc->rc_route;
+	r = name_and_add(cf, target, plen);
+	rc->rc_len = (uint8_t)plen;
+	rc->rc_route = (uint16_t)r;
+	memcpy(rc->rc_path, target, plen);
+	return r;
 }

@@ -742,9 +742,11 @@ static void bind_listen(void)
 	if (m.m_listen_fd == -1)
 		fatalx("%s", err);
 #if defined(__linux__)
-	/* Idle workers wake from accept() every second (see worker.c). */
-	if (net_set_timeouts(m.m_listen_fd, 1000, 0) == -1)
+	/* Idle workers wake from accept() every second (see worker.c).  Accepted sockets
+	 * inherit this tick, which the relay's blocking reads rely on, and TCP_NODELAY. */
+	if (net_set_rcvtimeo(m.m_listen_fd, 1000) == -1)
 		fatal("setsockopt SO_RCVTIMEO on %s", cfg.cf_listen.na_text);
+	net_set_nodelay(m.m_listen_fd);
 #else
 	if (net_set_nonblock(m.m_listen_fd, 1) == -1)
 		fatal("fcntl O_NONBLOCK on %s", cfg.cf_listen.na_text);

@@ -108,6 +108,8 @@ static enum incomplete_reason incomplete_of(enum close_reason why)
  * before it read it.  A client that is gone, idle or too slow gets a plain close. */
 static int lingers(const struct conn *c, enum close_reason why)
 {
+	if (c->cn_relay.rl_dir[RELAY_C2U].rd_eof)
+		return 0;	/* the client has sent all it will: nothing to wait for */
 	switch (why) {
 	case CLOSE_UPSTREAM_CLOSED:
 	case CLOSE_UPSTREAM_ERROR:
@@ -224,6 +226,21 @@ static int on_data(void *ctx, int dir, const char *p, size_t n, int64_t now)
 	return 0;
 }
 
+static void on_unseen(void *ctx, int dir, size_t n, int64_t now)
+{
+	struct conn *c = ctx;
+
+	c->cn_last_io = now;
+	if (dir == RELAY_C2U) {
+		c->cn_last_in = now;
+		shm_stats_add(slot, CTR_BYTES_IN, n);
+	} else {
+		shm_stats_add(slot, CTR_BYTES_OUT, n);
+	}
+	if (cfg.cf_mode == MODE_HTTP)
+		observer_skip(&c->cn_obs, dir, n, now);
+}
+
 /* The application closed with a request waiting and nothing of an answer sent: stop here,
  * so that the client gets a 502 rather than the close. */
 static int on_eof(void *ctx, int dir, int64_t now)
@@ -251,21 +268,36 @@ static int due(int64_t at, int64_t now, int64_t *deadline)
 	return now >= at;
 }
 
-static int tcp_check(struct conn *c, int64_t now, int64_t *deadline)
+/* Bytes nobody needs to see move by splice (tcp mode, tunnels, opaque connections). */
+static int tcp_check(const struct conn *c, int64_t now, struct relay_plan *plan)
 {
+	plan->rp_unseen[RELAY_C2U] = plan->rp_unseen[RELAY_U2C] = RELAY_ALL;
 	/* A leaving worker in tcp mode finishes the connection it has: the master's drain
 	 * timeout bounds how long that may take. */
-	if (due(c->cn_last_io + cfg.cf_idle_ms * NS_PER_MS, now, deadline))
+	if (due(c->cn_last_io + cfg.cf_idle_ms * NS_PER_MS, now, &plan->rp_deadline))
 		return CLOSE_IDLE_TIMEOUT + 1;
 	return 0;
 }
 
-/* Which clock runs depends on where the exchange stands. */
-static int http_check(struct conn *c, int64_t now, int64_t *deadline)
+/* Which clock runs depends on where the exchange stands; so does who speaks next, and how
+ * much of a body may pass unseen. */
+static int http_check(struct conn *c, int64_t now, struct relay_plan *plan)
 {
+	int64_t *deadline = &plan->rp_deadline;
 	struct obs_status st;
 
 	observer_status(&c->cn_obs, &st);
+	/* Between exchanges the client speaks next (unless the last one ended the
+	 * connection: then a close may come from either side); once a request is complete,
+	 * and while its answer comes, the application.  (Uploads, early answers, pipelines,
+	 * tunnels: both may; poll.) */
+	if (st.st_mode == OBS_HTTP && st.st_idle && !st.st_closing)
+		plan->rp_expect = RELAY_C2U;
+	else if (st.st_mode == OBS_HTTP && (st.st_wait_since || st.st_responding) &&
+	    !st.st_head_since && !st.st_in_body)
+		plan->rp_expect = RELAY_U2C;
+	plan->rp_unseen[RELAY_C2U] = observer_unseen(&c->cn_obs, OBS_REQ);
+	plan->rp_unseen[RELAY_U2C] = observer_unseen(&c->cn_obs, OBS_RESP);
 	atomic_store_explicit(&slot->sl_sb.sb_req_start, st.st_oldest, memory_order_relaxed);
 	switch (st.st_mode) {
 	case OBS_TUNNEL:
@@ -273,7 +305,7 @@ static int http_check(struct conn *c, int64_t now, int64_t *deadline)
 			return CLOSE_TUNNEL_TIMEOUT + 1;
 		return 0;
 	case OBS_OPAQUE:
-		return tcp_check(c, now, deadline);
+		return tcp_check(c, now, plan);
 	case OBS_HTTP:
 		break;
 	}
@@ -306,7 +338,7 @@ static int http_check(struct conn *c, int64_t now, int64_t *deadline)
 	return 0;
 }
 
-static int on_check(void *ctx, int64_t now, int64_t *deadline)
+static int on_check(void *ctx, int64_t now, struct relay_plan *plan)
 {
 	struct conn *c = ctx;
 
@@ -314,11 +346,11 @@ static int on_check(void *ctx, int64_t now, int64_t *deadline)
 	if (worker_quit)
 		set_state(WORKER_LEAVING);
 	if (cfg.cf_mode == MODE_HTTP)
-		return http_check(c, now, deadline);
-	return tcp_check(c, now, deadline);
+		return http_check(c, now, plan);
+	return tcp_check(c, now, plan);
 }
 
-static const struct relay_ops relay_ops = { on_data, on_eof, on_check };
+static const struct relay_ops relay_ops = { on_data, on_unseen, on_eof, on_check };
 
 /* ---- answers of our own ---------------------------------------------------------------- */
 
@@ -442,7 +474,11 @@ static enum close_reason serve(int cfd)
 	if (cfg.cf_mode == MODE_HTTP)
 		observer_init(&c->cn_obs, &obs_ops, c);
 	atomic_store_explicit(&slot->sl_sb.sb_conn_start, c->cn_accepted, memory_order_relaxed);
+#if !defined(__linux__)
+	/* On Linux the accepted socket has these from the listen socket already. */
 	net_set_nodelay(cfd);
+	net_set_rcvtimeo(cfd, RELAY_TICK_MS);
+#endif
 
 	ufd = net_connect(&cfg.cf_upstream, (int)cfg.cf_connect_ms);
 	if (ufd == -1) {
@@ -456,6 +492,7 @@ static enum close_reason serve(int cfd)
 		return why;
 	}
 	net_set_nodelay(ufd);
+	net_set_rcvtimeo(ufd, RELAY_TICK_MS);	/* for the relay's blocking reads */
 	c->cn_fd[RELAY_UPSTREAM] = ufd;
 	c->cn_connected = clock_mono_ns();
 	c->cn_last_io = c->cn_connected;

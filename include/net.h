@@ -27,7 +27,8 @@ int net_connect(const struct net_addr *na, int timeout_ms);
 int net_set_nonblock(int fd, int on);
 int net_set_cloexec(int fd);
 void net_set_nodelay(int fd);
-/* SO_RCVTIMEO/SO_SNDTIMEO in milliseconds (0: none). */
-int net_set_timeouts(int fd, int rcv_ms, int snd_ms);
+/* SO_RCVTIMEO or SO_SNDTIMEO in milliseconds (0: none). */
+int net_set_rcvtimeo(int fd, int ms);
+int net_set_sndtimeo(int fd, int ms);
 
 #endif

@@ -29,6 +29,7 @@
 #define EX_HEAD_METHOD 0x10	/* HEAD: the response has no body */
 #define EX_CONNECT 0x20		/* CONNECT: a 2xx answer makes a tunnel */
 #define EX_ANSWERED 0x40	/* the answer was ours (502/504), not the application's */
+#define EX_CLOSE 0x80		/* the request ends the connection (close, HTTP/1.0) */
 
 /* One request and, once it comes, its response.  Times are CLOCK_MONOTONIC ns, 0 = not yet. */
 struct obs_exchange {
@@ -83,6 +84,7 @@ struct observer {
 	unsigned ob_first;		/* oldest exchange in flight, index into ob_fifo */
 	unsigned ob_n;			/* exchanges in flight */
 	uint32_t ob_requests;		/* requests begun on this connection */
+	int ob_closing;			/* an exchange said the connection ends after it */
 	struct obs_exchange ob_fifo[OBS_PIPELINE];
 	struct obs_side ob_side[2];
 };
@@ -97,6 +99,7 @@ struct obs_status {
 	int st_responding;		/* a response in progress */
 	int st_answerable;		/* a request with a complete head and no answer begun */
 	int64_t st_oldest;		/* first byte of the oldest request in flight, else 0 */
+	int st_closing;			/* the connection ends after the exchanges in flight */
 };
 
 /* ---- the connection's life ---- */
@@ -106,6 +109,14 @@ void observer_init(struct observer *ob, const struct obs_ops *ops, void *ctx);
 
 /* Bytes just read in direction dir (OBS_REQ or OBS_RESP); p is never written. */
 void observer_feed(struct observer *ob, int dir, const char *p, size_t n, int64_t now);
+
+/* How many of the next bytes in direction dir the observer need not see: the rest of a
+ * body (or chunk) of known length, all of a body framed by the close, all once the
+ * connection is a tunnel or opaque (UINT64_MAX), 0 when it must see them. */
+uint64_t observer_unseen(const struct observer *ob, int dir);
+
+/* n bytes went by in direction dir unseen, within what observer_unseen() allowed. */
+void observer_skip(struct observer *ob, int dir, size_t n, int64_t now);
 
 /* End of stream in direction dir: ends a response framed by the close, or cuts the message
  * in progress short. */

@@ -1,6 +1,7 @@
 /* relay.h: the two-socket pump.  It moves bytes both ways between a client and the
  * application until both sides are done, passing a half-close on with shutdown(), and knows
- * nothing of HTTP: a policy given by the caller sees every chunk and sets the deadlines. */
+ * nothing of HTTP: a policy given by the caller sees every chunk (or is told how many bytes
+ * went by unseen) and, turn by turn, sets the deadline and what may be done faster. */
 #ifndef SIDEMETER_RELAY_H
 #define SIDEMETER_RELAY_H
 
@@ -13,29 +14,50 @@
 #define RELAY_UPSTREAM 1	/* index of the application socket */
 #define RELAY_C2U 0		/* direction: read from the client, written to the application */
 #define RELAY_U2C 1		/* direction: read from the application, written to the client */
-#define RELAY_BUF (16 * 1024)
+#define RELAY_BUF (64 * 1024)
+#define RELAY_TICK_MS 1000	/* the longest wait without a check */
+#define RELAY_ALL UINT64_MAX	/* rp_unseen: every byte to the end of the stream */
+
+/* What the policy says before each wait.  The relay presets it (never, -1, 0 and 0). */
+struct relay_plan {
+	int64_t rp_deadline;		/* when ro_check must run again at the latest */
+	/* The direction whose source speaks next when the policy knows it (a complete
+	 * request: the application; a finished exchange: the client).  The relay then
+	 * blocks in a read of that side instead of polling both: the sockets must have an
+	 * SO_RCVTIMEO of RELAY_TICK_MS so that the read comes back to a check. */
+	int rp_expect;
+	/* Bytes that may move in each direction without being seen (a body of known
+	 * length, a tunnel): on Linux they go through a pipe with splice(), never copied
+	 * into user space, and ro_unseen() is told how many went. */
+	uint64_t rp_unseen[2];
+};
 
 /* What the caller decides.  All callbacks get the current CLOCK_MONOTONIC time. */
 struct relay_ops {
 	/* A chunk just read in direction dir, before it is written on.  The bytes are
 	 * read-only.  Returns 0 to go on, or a close reason + 1 to stop after writing it. */
 	int (*ro_data)(void *ctx, int dir, const char *p, size_t n, int64_t now);
+	/* n bytes moved in direction dir without ro_data seeing them (within rp_unseen). */
+	void (*ro_unseen)(void *ctx, int dir, size_t n, int64_t now);
 	/* End of stream read in direction dir, before the half-close is passed on.  Returns 0
 	 * to pass it on and go on, or a close reason + 1 to stop without passing it on. */
 	int (*ro_eof)(void *ctx, int dir, int64_t now);
-	/* Before every wait: 0 to go on, with *deadline set to when ro_check must run again
-	 * at the latest; or a close reason + 1 to stop now. */
-	int (*ro_check)(void *ctx, int64_t now, int64_t *deadline);
+	/* Before every wait: 0 to go on, with the plan filled in; or a close reason + 1 to
+	 * stop now. */
+	int (*ro_check)(void *ctx, int64_t now, struct relay_plan *plan);
 };
 
 struct relay_dir {
 	char rd_buf[RELAY_BUF];
 	size_t rd_off, rd_len;		/* bytes read but not yet written on */
+	size_t rd_piped;		/* bytes spliced into the pipe, not yet written on */
+	int rd_pipe[2];			/* for splice(); made when first needed, kept */
 	int rd_eof;			/* end of stream read from the source */
 	int rd_shut;			/* shutdown(SHUT_WR) passed to the destination */
 };
 
 struct relay {
+	int rl_set_up;			/* relay_init() has run once: the pipe fields mean something */
 	int rl_fd[2];			/* RELAY_CLIENT, RELAY_UPSTREAM */
 	int rl_watch;			/* readable or hung up: stop with CLOSE_ABORTED (-1: none) */
 	int rl_first_eof;		/* direction whose source closed first, -1 if none */
@@ -45,7 +67,8 @@ struct relay {
 	struct relay_dir rl_dir[2];
 };
 
-/* Make rl ready for a new pair of sockets (watch: -1 for none). */
+/* Make rl ready for a new pair of sockets (watch: -1 for none).  rl starts zeroed (static);
+ * its pipes are kept from one connection to the next. */
 void relay_init(struct relay *rl, int client_fd, int upstream_fd, int watch,
     const struct relay_ops *ops, void *ctx);
 

@@ -97,6 +97,10 @@ children() {
 	ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' '
 }
 
+# The load tools, bounded: a hang of ours must fail a test, not stall the suite.
+ab() { timeout 120 ab "$@"; }
+wrk() { timeout 120 wrk "$@"; }
+
 # ---- the application and sidemeter -----------------------------------------------------
 
 # start_app [ROOT]: the scripted application on $UP_PORT, serving files from ROOT.

@@ -356,9 +356,32 @@ static void status_checks(void)
 	observer_feed(&ob, OBS_RESP, "cd", 2, 400);
 	observer_status(&ob, &st);
 	CHECK(st.st_idle, "idle again after the exchange");
+	CHECK(!st.st_closing, "keep-alive exchange does not end the connection");
 	observer_feed(&ob, OBS_REQ, "POST /p HTTP/1.1\r\nContent-Length: 9\r\n\r\n1234", 43, 500);
 	observer_status(&ob, &st);
 	CHECK(st.st_in_body && st.st_answerable && !st.st_wait_since, "body in progress");
+
+	/* exchanges that end the connection */
+	{
+		static const char *const reqs[] = { "GET / HTTP/1.0\r\n\r\n",
+			"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+			"GET / HTTP/1.1\r\n\r\n", "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" };
+		static const char *const resps[] = { "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+			"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+			"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+			"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n" };
+		static const int closing[] = { 1, 1, 1, 0 };
+		unsigned i;
+
+		for (i = 0; i < 4; i++) {
+			observer_init(&ob, &ops, NULL);
+			observer_feed(&ob, OBS_REQ, reqs[i], strlen(reqs[i]), 600);
+			observer_feed(&ob, OBS_RESP, resps[i], strlen(resps[i]), 700);
+			observer_status(&ob, &st);
+			CHECK(st.st_idle && st.st_closing == closing[i], "exchange %u: closing %d, expected %d",
+			    i, st.st_closing, closing[i]);
+		}
+	}
 }
 
 int main(void)
