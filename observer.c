@@ -421,22 +421,18 @@ static int header_line(struct observer *ob, int dir, struct obs_side *s, const c
 		go_opaque(ob, bad);
 		return -1;
 	}
-	trim(&v, &vn);
-	switch (name) {
-	case 14:
-		if (same(line, name, "content-length") && content_length(s, v, vn) == -1) {
+	/* Three fields decide the framing; the rest are only checked, above.  Compare whole
+	 * names only where length and first letter match. */
+	if ((line[0] | 0x20) == 'c' && name == 14 && same(line, name, "content-length")) {
+		trim(&v, &vn);
+		if (content_length(s, v, vn) == -1) {
 			go_opaque(ob, OPAQUE_BAD_LENGTH);
 			return -1;
 		}
-		break;
-	case 17:
-		if (same(line, name, "transfer-encoding"))
-			transfer_encoding(s, v, vn);
-		break;
-	case 10:
-		if (same(line, name, "connection"))
-			connection(s, v, vn);
-		break;
+	} else if ((line[0] | 0x20) == 't' && name == 17 && same(line, name, "transfer-encoding")) {
+		transfer_encoding(s, v, vn);
+	} else if ((line[0] | 0x20) == 'c' && name == 10 && same(line, name, "connection")) {
+		connection(s, v, vn);
 	}
 	return 0;
 }

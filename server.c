@@ -24,7 +24,7 @@
 #include "worker.h"
 
 #define TICK_BUSY_MS 20		/* drain period while records flow */
-#define TICK_IDLE_MS 100	/* drain period when quiet: still ten times a second */
+#define TICK_IDLE_MS 50	/* drain period when quiet: a ring fills no faster than this */
 #define START_FAILURES_MAX 5	/* workers dying before they are ready, in a row: give up */
 #define CRASH_WINDOW_MS 10000	/* crashes counted over this window ... */
 #define CRASH_FREE 20		/* ... are respawned at once up to this many, then backed off */
@@ -73,7 +73,7 @@ static struct master {
 } m;
 
 static volatile sig_atomic_t sig_stop, sig_hup, sig_usr1, sig_usr2, sig_chld, sig_ttin,
-    sig_ttou;
+    sig_ttou, sig_any;
 
 static void on_signal(int sig)
 {
@@ -104,6 +104,7 @@ static void on_signal(int sig)
 		sig_ttou++;
 		break;
 	}
+	sig_any = 1;
 	r = write(m.m_sig_w, "", 1);	/* full pipe: a wake-up is already pending */
 	(void)r;
 	errno = saved;
@@ -113,12 +114,16 @@ struct flags {
 	int f_stop, f_hup, f_usr1, f_usr2, f_chld, f_ttin, f_ttou;
 };
 
-/* Copy and clear the flags with signals blocked, so none is lost in between. */
+/* Copy and clear the flags with signals blocked, so none is lost in between.  Most
+ * wake-ups are timers: then there is nothing to take. */
 static void take_signals(struct flags *f)
 {
 	sigset_t all, old;
 	char sink[64];
 
+	memset(f, 0, sizeof(*f));
+	if (!sig_any)
+		return;
 	while (read(m.m_sig_r, sink, sizeof(sink)) > 0)
 		;
 	sigfillset(&all);
@@ -130,7 +135,7 @@ static void take_signals(struct flags *f)
 	f->f_chld = sig_chld;
 	f->f_ttin = sig_ttin;
 	f->f_ttou = sig_ttou;
-	sig_stop = sig_hup = sig_usr1 = sig_usr2 = sig_chld = sig_ttin = sig_ttou = 0;
+	sig_stop = sig_hup = sig_usr1 = sig_usr2 = sig_chld = sig_ttin = sig_ttou = sig_any = 0;
 	sigprocmask(SIG_SETMASK, &old, NULL);
 }
 

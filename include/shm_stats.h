@@ -38,7 +38,7 @@
 #define SHM_MAGIC 0x534d4554u	/* "SMET" */
 #define SHM_VERSION 1u
 #define SHM_PAGE 4096
-#define SHM_RING_CAP 2048u	/* records per slot, a power of two */
+#define SHM_RING_CAP 1024u	/* records per slot, a power of two: 50 ms at 20k/s */
 #define SHM_ROUTES 512u		/* route names per slot; index 0 is "other", never stored */
 #define SHM_ROUTE_LEN 128u	/* bytes per route name, NUL included */
 #define SHM_REQ_CAP 4096u	/* distinct (route, method, code) per slot */

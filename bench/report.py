@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""The bench's report: medians of bench.sh's runs, the ratios issue 6 asks for, as a
+Markdown table and an SVG chart (written by hand: no plotting library is needed).
+
+    report.py RESULTS.tsv MEMORY.tsv OUT.md OUT.svg SECS REPS
+"""
+import csv
+import statistics
+import sys
+from xml.sax.saxutils import escape
+
+tsv, mem_tsv, md_out, svg_out, secs, reps = sys.argv[1:]
+runs = list(csv.DictReader(open(tsv), delimiter="\t"))
+memory = {row[0]: int(row[1]) for row in csv.reader(open(mem_tsv), delimiter="\t")}
+
+
+def med(scenario, server, field):
+    values = [float(r[field]) for r in runs if r["scenario"] == scenario and r["server"] == server]
+    return statistics.median(values) if values else 0.0
+
+
+def ratio(a, b):
+    return a / b if b else 0.0
+
+
+# (figure, sidemeter's value, the peer's, the ratio, the target, higher is better)
+S, NGS, HAP = "sidemeter", "nginx-stream", "haproxy-http"
+figures = []
+for sc, label in (("keepalive-c1", "1"), ("keepalive-c4", "4")):
+    figures.append(("keep-alive rps, %s conn., vs nginx-stream" % label, med(sc, S, "rps"),
+                    med(sc, NGS, "rps"), 1.0, True))
+    figures.append(("keep-alive rps, %s conn., vs HAProxy" % label, med(sc, S, "rps"),
+                    med(sc, HAP, "rps"), 1.2, True))
+for sc, label in (("keepalive-c1", "1"), ("keepalive-c4", "4")):
+    figures.append(("CPU per request, %s conn., vs nginx-stream" % label,
+                    med(sc, S, "cpu_ns_per_req"), med(sc, NGS, "cpu_ns_per_req"), 1.0, False))
+figures.append(("100 MB answer, MiB/s, vs direct", med("100MB-c1", S, "mib_s"),
+                med("100MB-c1", "direct", "mib_s"), 0.85, True))
+figures.append(("memory (PSS), vs nginx-stream", memory.get(S, 0), memory.get(NGS, 0), 0.5, False))
+figures.append(("Connection: close rps, 4 conn., vs nginx-stream", med("close-c4", S, "rps"),
+                med("close-c4", NGS, "rps"), 1.0, True))
+for sc, label in (("keepalive-c1", "1"), ("keepalive-c4", "4")):
+    figures.append(("http mode vs tcp mode rps, %s conn." % label, med(sc, S, "rps"),
+                    med(sc, "sidemeter-tcp", "rps"), 0.95, True))
+
+lines = ["## sidemeter beside its peers", "",
+         "%s rounds, %s s per run, medians; ratios are sidemeter / peer." % (reps, secs), "",
+         "| figure | sidemeter | peer | ratio | target | met |", "|---|---:|---:|---:|---:|:---:|"]
+for name, ours, theirs, target, higher in figures:
+    r = ratio(ours, theirs)
+    met = r >= target if higher else 0 < r <= target
+    lines.append("| %s | %s | %s | %.2f | %s %.2f | %s |" % (
+        name, "%.0f" % ours, "%.0f" % theirs, r, ">=" if higher else "<=", target,
+        "yes" if met else "**no**"))
+lines += ["", "| scenario | server | rps | MiB/s | p50 µs | p99 µs | CPU ns/req | machine busy % | errors |",
+          "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+seen = []
+for r in runs:
+    key = (r["scenario"], r["server"])
+    if key in seen:
+        continue
+    seen.append(key)
+    lines.append("| %s | %s | %.0f | %.1f | %.0f | %.0f | %.0f | %.0f | %.0f |" % (
+        key[0], key[1], med(*key, "rps"), med(*key, "mib_s"), med(*key, "p50_us"),
+        med(*key, "p99_us"), med(*key, "cpu_ns_per_req"), med(*key, "machine_busy_pct"),
+        sum(float(x["errors"]) for x in runs if (x["scenario"], x["server"]) == key)))
+lines += ["", "memory (PSS, KiB, after the runs): " +
+          ", ".join("%s %d" % (k, v) for k, v in sorted(memory.items())), ""]
+open(md_out, "w").write("\n".join(lines))
+
+# The chart: one bar per figure, its ratio against the target's line.
+W, ROW, LEFT, TOP = 900, 30, 360, 50
+scale_max = max([2.0] + [ratio(o, t) * 1.1 for _, o, t, _, _ in figures])
+H = TOP + ROW * len(figures) + 40
+x = lambda v: LEFT + (W - LEFT - 30) * min(v, scale_max) / scale_max
+svg = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" '
+       'font-size="12">' % (W, H),
+       '<rect width="100%" height="100%" fill="#fff"/>',
+       '<text x="10" y="22" font-size="15" font-weight="bold">sidemeter / peer (medians of %s rounds)'
+       '</text>' % escape(reps),
+       '<text x="10" y="40" fill="#666">green: target met; red: not; the black tick is the '
+       'target</text>']
+for v in (0.5, 1.0, 1.5, 2.0):
+    if v <= scale_max:
+        svg.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/>' % (x(v), TOP - 5, x(v), H - 30))
+        svg.append('<text x="%.1f" y="%d" text-anchor="middle" fill="#666">%.1fx</text>' % (x(v), H - 14, v))
+for i, (name, ours, theirs, target, higher) in enumerate(figures):
+    y = TOP + i * ROW
+    r = ratio(ours, theirs)
+    met = r >= target if higher else 0 < r <= target
+    svg.append('<text x="%d" y="%d" text-anchor="end">%s</text>' % (LEFT - 8, y + 16, escape(name)))
+    svg.append('<rect x="%d" y="%d" width="%.1f" height="18" fill="%s"/>' % (
+        LEFT, y + 3, x(r) - LEFT, "#3fa34d" if met else "#d9534f"))
+    svg.append('<text x="%.1f" y="%d">%.2f</text>' % (x(r) + 4, y + 16, r))
+    svg.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#000" stroke-width="2"/>' % (
+        x(target), y, x(target), y + 24))
+svg.append("</svg>")
+open(svg_out, "w").write("\n".join(svg))
