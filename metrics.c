@@ -332,6 +332,8 @@ static void processes(struct proc_sum *ps)
 
 static int64_t started_wall;
 
+static int app_accepts(int64_t now);
+
 void metrics_render_prometheus(struct buf *b)
 {
 	static const char *const accept_names[] = { "emfile", "other" };
@@ -377,6 +379,10 @@ void metrics_render_prometheus(struct buf *b)
 			/* FREE is an empty slot, not a worker */
 			labelled_counters(b, METRIC_WORKERS, "state", states + 1, worker_state_names + 1,
 			    WORKER_STATE_MAX - 1);
+			break;
+		case METRIC_UPSTREAM_UP:
+			family(b, METRIC_UPSTREAM_UP);
+			buf_printf(b, "%s %d\n", md->md_name, app_accepts(clock_mono_ns()));
 			break;
 		case METRIC_WORKERS_LIMIT:
 			family(b, METRIC_WORKERS_LIMIT);
@@ -628,23 +634,13 @@ void metrics_set_stopping(void)
 	metrics_stopping = 1;
 }
 
-/* Ready: not stopping, a worker accepting, and the application accepting connections.
- * XXX: the probe is a blocking connect of at most READY_CONNECT_MS, at most once a second;
- * it can delay the master's loop by that much, never a worker. */
-static int ready(int64_t now, char *why, size_t len)
+/* Does the application accept a TCP connection?  Probed at most once a second.
+ * XXX: the probe is a blocking connect of at most READY_CONNECT_MS; it can delay the
+ * master's loop by that much, never a worker. */
+static int app_accepts(int64_t now)
 {
-	struct pool_view pv;
 	int fd;
 
-	if (metrics_stopping) {
-		snprintf(why, len, "stopping");
-		return 0;
-	}
-	aggregate_pool(&pv);
-	if (pv.pv_state[WORKER_IDLE] + pv.pv_state[WORKER_BUSY] == 0) {
-		snprintf(why, len, "no worker is ready");
-		return 0;
-	}
 	if (ready_checked == 0 || now - ready_checked >= READY_CHECK_MS * NS_PER_MS) {
 		ready_checked = now;
 		fd = net_connect(&cfg.cf_upstream, READY_CONNECT_MS);
@@ -655,9 +651,28 @@ static int ready(int64_t now, char *why, size_t len)
 			snprintf(ready_why, sizeof(ready_why), "the application at %s: %s",
 			    cfg.cf_upstream.na_text, strerror(errno));
 	}
-	if (!ready_app)
-		snprintf(why, len, "%s", ready_why);
 	return ready_app;
+}
+
+/* Ready: not stopping, a worker accepting, and the application accepting connections. */
+static int ready(int64_t now, char *why, size_t len)
+{
+	struct pool_view pv;
+
+	if (metrics_stopping) {
+		snprintf(why, len, "stopping");
+		return 0;
+	}
+	aggregate_pool(&pv);
+	if (pv.pv_state[WORKER_IDLE] + pv.pv_state[WORKER_BUSY] == 0) {
+		snprintf(why, len, "no worker is ready");
+		return 0;
+	}
+	if (!app_accepts(now)) {
+		snprintf(why, len, "%s", ready_why);
+		return 0;
+	}
+	return 1;
 }
 
 /* ---- the responder ---- */

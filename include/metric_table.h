@@ -47,6 +47,8 @@
 	    "Connections the HTTP observer stopped reading (their bytes still flowed), by reason.") \
 	X(TUNNELS, "sidemeter_tunnels_total", COUNTER, HTTP, "tunnels", DUMP_SUM,                \
 	    "Connections that became tunnels (101 Switching Protocols, 2xx to CONNECT).")  \
+	X(UPSTREAM_UP, "sidemeter_upstream_up", GAUGE, ANY, "", DUMP_NONE,                  \
+	    "1 if the application accepts a TCP connection (probed at most once a second), else 0.") \
 	X(UPSTREAM_ERRORS, "sidemeter_upstream_errors_total", COUNTER, ANY, "upstream_errors", \
 	    DUMP_SUM, "Failures to reach or hear from the application, by reason.")            \
 	X(ACCEPT_ERRORS, "sidemeter_accept_errors_total", COUNTER, ANY, "accept_errors",    \

@@ -231,6 +231,10 @@ common_teardown() {
 			for k in $kids; do wait_gone "$k" 3 2>/dev/null || kill -KILL "$k" 2>/dev/null; done
 		done < <(tac "$BATS_TEST_TMPDIR/.pids")
 	fi
+	# folders a test made outside its own
+	if [[ -f $BATS_TEST_TMPDIR/.cleanup ]]; then
+		while read -r f; do [[ $f == /tmp/sidemeter-* ]] && rm -rf "$f"; done <"$BATS_TEST_TMPDIR/.cleanup"
+	fi
 	local pat='AddressSanitizer|LeakSanitizer|runtime error:'
 	[[ -n ${SM_EXPECT_FATAL:-} ]] || pat="$pat|fatal:"
 	for f in "$BATS_TEST_TMPDIR"/sm*.err; do
