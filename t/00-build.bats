@@ -36,12 +36,12 @@ build_zip() {
 	local dir=$BATS_TEST_TMPDIR/src
 	mkdir -p "$dir"
 	git -C "$ROOT" archive HEAD | tar -x -C "$dir"
-	run make -C "$dir"
+	run env -i PATH=/usr/bin:/bin make -C "$dir"
 	assert_success
-	run make -C "$dir" OPT=-O1
+	run env -i PATH=/usr/bin:/bin make -C "$dir" OPT=-O1
 	assert_success
 	assert_output --partial "CC      server.c"
-	run make -C "$dir" clean
+	run env -i PATH=/usr/bin:/bin make -C "$dir" clean
 	assert_success
 	[ ! -e "$dir/sidemeter" ] && [ ! -e "$dir/build" ]
 	expect_eq "files left after clean" "" "$(cd "$dir" && git -C "$ROOT" ls-files | sort > "$BATS_TEST_TMPDIR/tracked"; find . -type f | sed 's|^\./||' | sort | comm -13 "$BATS_TEST_TMPDIR/tracked" -)"

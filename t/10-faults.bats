@@ -219,7 +219,9 @@ build_version() {
 	mkdir -p "$2"
 	(cd "$ROOT" && tar cf - --exclude=./build --exclude=./sidemeter --exclude=./fuzz/corpus .) |
 		tar xf - -C "$2"
-	make -s -C "$2" -j2 VERSION="$1" >/dev/null
+	# a plain build from an empty environment, whatever the suite's own make was asked
+	# (SAN=... reaches us in the environment and in MAKEFLAGS)
+	env -i PATH=/usr/bin:/bin make -s -C "$2" -j2 VERSION="$1" >/dev/null
 }
 
 @test "7. USR2 during ab load: 0 failed, the new binary serves; a bad binary changes nothing" {
