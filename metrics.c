@@ -334,6 +334,19 @@ static int64_t started_wall;
 
 static int app_accepts(int64_t now);
 
+/* The counter families labelled by a reason: a run of slot counters and their labels. */
+static const struct {
+	enum metric_id br_metric;
+	enum shm_counter br_first;
+	const char *const *br_names;
+	unsigned br_n;
+} by_reason[] = {
+	{ METRIC_CONNECTIONS, CTR_CLOSE, close_reason_names, CLOSE_MAX },
+	{ METRIC_HTTP_INCOMPLETE, CTR_INCOMPLETE, incomplete_reason_names, INCOMPLETE_MAX },
+	{ METRIC_OPAQUE, CTR_OPAQUE, opaque_reason_names, OPAQUE_MAX },
+	{ METRIC_UPSTREAM_ERRORS, CTR_UPSTREAM, upstream_error_names, UPSTREAM_MAX },
+};
+
 void metrics_render_prometheus(struct buf *b)
 {
 	static const char *const accept_names[] = { "emfile", "other" };
@@ -351,23 +364,15 @@ void metrics_render_prometheus(struct buf *b)
 
 		if (md->md_scope == SCOPE_HTTP && cfg.cf_mode != MODE_HTTP)
 			continue;
+		for (i = 0; i < sizeof(by_reason) / sizeof(by_reason[0]); i++)
+			if (by_reason[i].br_metric == m)
+				break;
+		if (i < sizeof(by_reason) / sizeof(by_reason[0])) {
+			labelled_counters(b, (enum metric_id)m, "reason", ctr + by_reason[i].br_first,
+			    by_reason[i].br_names, by_reason[i].br_n);
+			continue;
+		}
 		switch ((enum metric_id)m) {
-		case METRIC_CONNECTIONS:
-			labelled_counters(b, METRIC_CONNECTIONS, "reason", ctr + CTR_CLOSE,
-			    close_reason_names, CLOSE_MAX);
-			break;
-		case METRIC_HTTP_INCOMPLETE:
-			labelled_counters(b, METRIC_HTTP_INCOMPLETE, "reason", ctr + CTR_INCOMPLETE,
-			    incomplete_reason_names, INCOMPLETE_MAX);
-			break;
-		case METRIC_OPAQUE:
-			labelled_counters(b, METRIC_OPAQUE, "reason", ctr + CTR_OPAQUE,
-			    opaque_reason_names, OPAQUE_MAX);
-			break;
-		case METRIC_UPSTREAM_ERRORS:
-			labelled_counters(b, METRIC_UPSTREAM_ERRORS, "reason", ctr + CTR_UPSTREAM,
-			    upstream_error_names, UPSTREAM_MAX);
-			break;
 		case METRIC_ACCEPT_ERRORS:
 			acc[0] = ctr[CTR_ACCEPT_EMFILE];
 			acc[1] = ctr[CTR_ACCEPT_ERROR];

@@ -58,11 +58,23 @@ int relay_pending(const struct relay *rl, int dir)
 	return dir_pending(&rl->rl_dir[dir]);
 }
 
+/* A write that moved nothing (n <= 0): 1 to try again (a signal), 0 when the destination
+ * is full, -1 on error. */
+static int write_stalled(ssize_t n)
+{
+	if (n == -1 && errno == EINTR)
+		return 1;
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
+	return -1;
+}
+
 /* Write what direction d holds; 0 when all of it went (or would block), -1 on error. */
 static int flush_dir(struct relay *rl, int d)
 {
 	struct relay_dir *rd = &rl->rl_dir[d];
 	ssize_t n;
+	int rc;
 
 #if defined(HAVE_SPLICE)
 	while (rd->rd_piped > 0) {
@@ -71,13 +83,9 @@ static int flush_dir(struct relay *rl, int d)
 		if (n > 0) {
 			rd->rd_piped -= (size_t)n;
 			rl->rl_bytes[d] += (uint64_t)n;
-			continue;
+		} else if ((rc = write_stalled(n)) != 1) {
+			return rc;
 		}
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return 0;
-		return -1;
 	}
 #endif
 	while (rd->rd_len > 0) {
@@ -87,13 +95,9 @@ static int flush_dir(struct relay *rl, int d)
 			rd->rd_off += (size_t)n;
 			rd->rd_len -= (size_t)n;
 			rl->rl_bytes[d] += (uint64_t)n;
-			continue;
+		} else if ((rc = write_stalled(n)) != 1) {
+			return rc;
 		}
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return 0;
-		return -1;
 	}
 	rd->rd_off = 0;
 	if (rd->rd_eof && !rd->rd_shut) {

@@ -210,10 +210,9 @@ static const struct obs_ops obs_ops = { obs_route, obs_exchange, obs_opaque, obs
 
 /* ---- the relay policy ------------------------------------------------------------------ */
 
-static int on_data(void *ctx, int dir, const char *p, size_t n, int64_t now)
+/* n bytes went by in direction dir: the clocks of the timeouts and the byte counters. */
+static void moved(struct conn *c, int dir, size_t n, int64_t now)
 {
-	struct conn *c = ctx;
-
 	c->cn_last_io = now;
 	if (dir == RELAY_C2U) {
 		c->cn_last_in = now;
@@ -221,6 +220,13 @@ static int on_data(void *ctx, int dir, const char *p, size_t n, int64_t now)
 	} else {
 		shm_stats_add(slot, CTR_BYTES_OUT, n);
 	}
+}
+
+static int on_data(void *ctx, int dir, const char *p, size_t n, int64_t now)
+{
+	struct conn *c = ctx;
+
+	moved(c, dir, n, now);
 	if (cfg.cf_mode == MODE_HTTP)
 		observer_feed(&c->cn_obs, dir, p, n, now);
 	return 0;
@@ -230,13 +236,7 @@ static void on_unseen(void *ctx, int dir, size_t n, int64_t now)
 {
 	struct conn *c = ctx;
 
-	c->cn_last_io = now;
-	if (dir == RELAY_C2U) {
-		c->cn_last_in = now;
-		shm_stats_add(slot, CTR_BYTES_IN, n);
-	} else {
-		shm_stats_add(slot, CTR_BYTES_OUT, n);
-	}
+	moved(c, dir, n, now);
 	if (cfg.cf_mode == MODE_HTTP)
 		observer_skip(&c->cn_obs, dir, n, now);
 }
@@ -410,11 +410,9 @@ static void answer_unreachable(struct conn *c, int err)
 		n = recv(c->cn_fd[RELAY_CLIENT], buf, sizeof(buf), MSG_DONTWAIT);
 		if (n == 0 || (n == -1 && errno != EINTR && errno != EAGAIN))
 			break;
-		if (n > 0) {
-			c->cn_relay.rl_bytes[RELAY_C2U] += (uint64_t)n;
-			shm_stats_add(slot, CTR_BYTES_IN, (uint64_t)n);
+		/* read to be answered, never relayed: not in the relayed byte counts */
+		if (n > 0)
 			observer_feed(&c->cn_obs, OBS_REQ, buf, (size_t)n, clock_mono_ns());
-		}
 	}
 	if (err < 0) {
 		snprintf(buf, sizeof(buf), "sidemeter: no resources to reach the application (%s)\n",

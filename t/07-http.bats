@@ -131,20 +131,7 @@ print([n for n in a if a[n] != b[n]])"
 @test "5000 distinct paths stay within --max-routes, and every request is counted" {
 	start_edge
 	start_sm --max-routes 50
-	"$PY" - "$SM_PORT" <<'PYEOF'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-s.settimeout(10)
-for i in range(5000):
-    s.sendall(b"GET /distinct-page-%d/view HTTP/1.1\r\nHost: t\r\n\r\n" % i)
-    got = b""
-    while not got.endswith(b"hello"):
-        d = s.recv(4096)
-        if not d:
-            sys.exit("closed early")
-        got += d
-s.close()
-PYEOF
+	"$PY" "$ROOT/t/lib/gets.py" "$SM_PORT" 5000 "/distinct-page-%d/view" hello
 	scrape
 	local routes
 	routes=$("$PY" "$ROOT/t/lib/prom.py" "$BATS_TEST_TMPDIR/metrics.txt" series sidemeter_http_requests_total | wc -l)
@@ -162,20 +149,7 @@ PYEOF
 	start_edge
 	start_sm --workers 1 --max-workers 1
 	kill -STOP "$sm_pid"
-	"$PY" - "$SM_PORT" <<'PYEOF'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-s.settimeout(10)
-for i in range(5000):
-    s.sendall(b"GET /cl HTTP/1.1\r\n\r\n")
-    got = b""
-    while not got.endswith(b"hello"):
-        d = s.recv(4096)
-        if not d:
-            sys.exit("closed early")
-        got += d
-s.close()
-PYEOF
+	"$PY" "$ROOT/t/lib/gets.py" "$SM_PORT" 5000 /cl hello
 	kill -CONT "$sm_pid"
 	sleep 0.3
 	scrape
