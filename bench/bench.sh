@@ -99,22 +99,33 @@ for _ in $(seq 50); do
 done
 ((ok)) || { echo "bench: a server did not come up" >&2; tail -3 "$lab"/*.log >&2; exit 3; }
 
-# ticks GROUP: CPU clock ticks (user + system) of every live process of a group
-ticks() {
-	[[ $1 == 0 ]] && { echo 0; return; }
-	awk -v g="$1" '{ sub(/^.*\) /, ""); if ($3 == g) t += $12 + $13 } END { print t + 0 }' \
-		/proc/[0-9]*/stat 2>/dev/null
+# usage GROUP: "user-ticks system-ticks context-switches" of a process group. Times include
+# children already reaped (cutime, cstime), so a worker that retires mid-run keeps its
+# share; switches, voluntary and not (a blocking worker sleeps in each read it waits on),
+# are summed over every live thread, HAProxy's too.
+usage() {
+	[[ $1 == 0 ]] && { echo 0 0 0; return; }
+	awk -v g="$1" '
+		FILENAME ~ /\/stat$/ {
+			split(FILENAME, path, "/")
+			sub(/^.*\) /, "")
+			if ($3 == g) { member[path[3]] = 1; u += $12 + $14; s += $13 + $15 }
+			next
+		}
+		/ctxt_switches:/ { split(FILENAME, path, "/"); if (path[3] in member) c += $2 }
+		END { print u + 0, s + 0, c + 0 }' /proc/[0-9]*/stat /proc/[0-9]*/task/[0-9]*/status 2>/dev/null
 }
 # machine: busy and total jiffies of the whole machine
 machine() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat; }
-# pss GROUP: proportional set size (KiB) summed over a group
+# pss GROUP: proportional set size (KiB) summed over a group, a tab, and how many processes
 pss() {
-	local t=0 f
+	local t=0 n=0 f
 	for f in /proc/[0-9]*/stat; do
 		[[ $(awk '{ sub(/^.*\) /, ""); print $3 }' "$f" 2>/dev/null) == "$1" ]] || continue
 		t=$((t + $(awk '/^Pss:/ { print $2 }' "${f%stat}smaps_rollup" 2>/dev/null || echo 0)))
+		n=$((n + 1))
 	done
-	echo "$t"
+	printf '%s\t%s\n' "$t" "$n"
 }
 
 # scenario: name, wrk connections, path, extra header, servers
@@ -125,7 +136,7 @@ scenarios=(
 	"100MB-c1|1|/big.bin||direct nginx-stream haproxy-http sidemeter"
 )
 tsv=$out/results.tsv
-printf 'round\tscenario\tserver\trps\tmib_s\tp50_us\tp99_us\tcpu_ns_per_req\tmachine_busy_pct\terrors\n' >"$tsv"
+printf 'round\tscenario\tserver\trps\tmib_s\tp50_us\tp99_us\tcpu_ns_per_req\tuser_ns_per_req\tswitches_per_req\tmachine_busy_pct\terrors\n' >"$tsv"
 echo "bench: $reps rounds of ${secs}s runs; results in $out"
 for ((r = 1; r <= reps; r++)); do
 	for sc in "${scenarios[@]}"; do
@@ -138,15 +149,15 @@ for ((r = 1; r <= reps; r++)); do
 			[[ $srv != direct ]] && g=${group[$srv]}
 			hdr=()
 			[[ -n $header ]] && hdr=(-H "$header")
-			t0=$(ticks "$g")
+			read -r u0 s0 c0 <<<"$(usage "$g")"
 			read -r b0 a0 <<<"$(machine)"
 			res=$(wrk -t1 -c"$conns" -d"${secs}s" --latency "${hdr[@]}" \
 				"http://127.0.0.1:${port[$srv]}$path" 2>&1)
 			read -r b1 a1 <<<"$(machine)"
-			t1=$(ticks "$g")
-			python3 - "$r" "$name" "$srv" "$t0" "$t1" "$b0" "$a0" "$b1" "$a1" <<EOF >>"$tsv"
+			read -r u1 s1 c1 <<<"$(usage "$g")"
+			python3 - "$r" "$name" "$srv" "$u0 $s0 $c0" "$u1 $s1 $c1" "$b0" "$a0" "$b1" "$a1" <<EOF >>"$tsv"
 import re, sys
-r, name, srv, t0, t1, b0, a0, b1, a1 = sys.argv[1:]
+r, name, srv, use0, use1, b0, a0, b1, a1 = sys.argv[1:]
 out = """$res"""
 def num(pat, default=0.0):
     m = re.search(pat, out)
@@ -163,21 +174,24 @@ def mib(v):
     return float(m.group(1)) * {"B": 1 / 1048576, "KB": 1 / 1024, "MB": 1, "GB": 1024}[m.group(2)]
 reqs = int(num(r'(\d+) requests in', 0))
 secs = float(num(r'requests in ([\d.]+)s', 1))
-cpu = (int(t1) - int(t0)) * 1e7 / reqs if reqs else 0       # ticks are 10 ms
+user, system, switches = (int(b) - int(a) for a, b in zip(use0.split(), use1.split()))
+per = lambda v: v / reqs if reqs else 0
+cpu, user_ns = per((user + system) * 1e7), per(user * 1e7)     # ticks are 10 ms
 busy = 100.0 * (float(b1) - float(b0)) / max(1.0, float(a1) - float(a0))
 errors = sum(int(x) for x in re.findall(r'(?:connect|read|write|timeout) (\d+)', out))
 errors += int(num(r'Non-2xx or 3xx responses: (\d+)', 0))
 print("\t".join(str(x) for x in (r, name, srv, round(reqs / secs), round(mib(num(r'Transfer/sec:\s+(\S+)', '0B')), 1),
-      us(num(r'50%\s+(\S+)')), us(num(r'99%\s+(\S+)')), round(cpu), round(busy), errors)))
+      us(num(r'(?m)^\s+50%\s+(\S+)')), us(num(r'(?m)^\s+99%\s+(\S+)')), round(cpu), round(user_ns),
+      round(per(switches), 2), round(busy), errors)))
 EOF
-			tail -1 "$tsv" | awk -F'\t' '{ printf "  round %s %-13s %-14s %8s rps %8s MiB/s  p50 %sus p99 %sus  cpu %s ns/req  machine %s%%\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }'
+			tail -1 "$tsv" | awk -F'\t' '{ printf "  round %s %-13s %-14s %8s rps %8s MiB/s  p50 %sus p99 %sus  cpu %s ns/req (user %s)  switches %s/req  machine %s%%\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }'
 		done
 	done
 done
 {
-	printf 'nginx-stream\t%s\n' "$(pss "${group[nginx-stream]}")"
-	printf 'haproxy-http\t%s\n' "$(pss "${group[haproxy-http]}")"
-	printf 'sidemeter\t%s\n' "$(pss "${group[sidemeter]}")"
+	for s in nginx-stream haproxy-http sidemeter; do
+		printf '%s\t%s\n' "$s" "$(pss "${group[$s]}")"
+	done
 } >"$out/memory.tsv"
 python3 "$here/report.py" "$tsv" "$out/memory.tsv" "$out/results.md" "$out/results.svg" "$secs" "$reps"
 cat "$out/results.md"

@@ -11,7 +11,8 @@ from xml.sax.saxutils import escape
 
 tsv, mem_tsv, md_out, svg_out, secs, reps = sys.argv[1:]
 runs = list(csv.DictReader(open(tsv), delimiter="\t"))
-memory = {row[0]: int(row[1]) for row in csv.reader(open(mem_tsv), delimiter="\t")}
+# server -> (PSS KiB, processes)
+memory = {row[0]: (int(row[1]), int(row[2])) for row in csv.reader(open(mem_tsv), delimiter="\t")}
 
 
 def med(scenario, server, field):
@@ -36,7 +37,7 @@ for sc, label in (("keepalive-c1", "1"), ("keepalive-c4", "4")):
                     med(sc, S, "cpu_ns_per_req"), med(sc, NGS, "cpu_ns_per_req"), 1.0, False))
 figures.append(("100 MB answer, MiB/s, vs direct", med("100MB-c1", S, "mib_s"),
                 med("100MB-c1", "direct", "mib_s"), 0.85, True))
-figures.append(("memory (PSS), vs nginx-stream", memory.get(S, 0), memory.get(NGS, 0), 0.5, False))
+figures.append(("memory (PSS), vs nginx-stream", memory.get(S, (0,))[0], memory.get(NGS, (0,))[0], 0.5, False))
 figures.append(("Connection: close rps, 4 conn., vs nginx-stream", med("close-c4", S, "rps"),
                 med("close-c4", NGS, "rps"), 1.0, True))
 for sc, label in (("keepalive-c1", "1"), ("keepalive-c4", "4")):
@@ -52,20 +53,22 @@ for name, ours, theirs, target, higher in figures:
     lines.append("| %s | %s | %s | %.2f | %s %.2f | %s |" % (
         name, "%.0f" % ours, "%.0f" % theirs, r, ">=" if higher else "<=", target,
         "yes" if met else "**no**"))
-lines += ["", "| scenario | server | rps | MiB/s | p50 µs | p99 µs | CPU ns/req | machine busy % | errors |",
-          "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+lines += ["", "| scenario | server | rps | MiB/s | p50 µs | p99 µs | CPU ns/req | of it user | "
+          "switches/req | machine busy % | errors |",
+          "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 seen = []
 for r in runs:
     key = (r["scenario"], r["server"])
     if key in seen:
         continue
     seen.append(key)
-    lines.append("| %s | %s | %.0f | %.1f | %.0f | %.0f | %.0f | %.0f | %.0f |" % (
+    lines.append("| %s | %s | %.0f | %.1f | %.0f | %.0f | %.0f | %.0f | %.2f | %.0f | %.0f |" % (
         key[0], key[1], med(*key, "rps"), med(*key, "mib_s"), med(*key, "p50_us"),
-        med(*key, "p99_us"), med(*key, "cpu_ns_per_req"), med(*key, "machine_busy_pct"),
+        med(*key, "p99_us"), med(*key, "cpu_ns_per_req"), med(*key, "user_ns_per_req"),
+        med(*key, "switches_per_req"), med(*key, "machine_busy_pct"),
         sum(float(x["errors"]) for x in runs if (x["scenario"], x["server"]) == key)))
 lines += ["", "memory (PSS, KiB, after the runs): " +
-          ", ".join("%s %d" % (k, v) for k, v in sorted(memory.items())), ""]
+          ", ".join("%s %d (%d process%s)" % (k, kib, n, "" if n == 1 else "es") for k, (kib, n) in sorted(memory.items())), ""]
 open(md_out, "w").write("\n".join(lines))
 
 # The chart: one bar per figure, its ratio against the target's line.
