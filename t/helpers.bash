@@ -135,6 +135,13 @@ metric_sum() {
 	"$PY" "$ROOT/t/lib/prom.py" "$BATS_TEST_TMPDIR/metrics.txt" sum "$@"
 }
 
+# load_result FIELD: FIELD (answers, conn_errors) of what t/lib/kaload.py, spawned as
+# "load", printed.
+load_result() {
+	"$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' \
+		"$BATS_TEST_TMPDIR/load.out" "$1"
+}
+
 # sm_workers_ready N: until the master has at least N children.
 sm_workers_ready() {
 	wait_until 10 eval "[ \$(children $sm_pid | wc -l) -ge $1 ]"
