@@ -288,6 +288,8 @@ uint64_t aggregate_total(enum metric_id id, const uint64_t ctr[CTR_MAX])
 		return agg.ag_shm->sh_restarts;
 	case METRIC_RING_DROPPED:
 		return ctr[CTR_RING_DROPPED];
+	case METRIC_LINES_SKIPPED:
+		return agg.ag_shm->sh_lines_skipped;
 	default:
 		return 0;
 	}

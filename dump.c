@@ -1,6 +1,13 @@
-/* dump.c: the summary line.  One line per interval on stdout, written with one write(2):
- * counters as their increase over the interval, gauges as they are now, histograms as the
- * interval's percentiles.  The fields and their order are those of the metric table. */
+/* dump.c: the summary line.  One line per interval on stdout: counters as their increase
+ * over the interval, gauges as they are now, histograms as the interval's percentiles.  The
+ * fields and their order are those of the metric table.
+ *
+ * When stdout is a pipe (a container's log), the line goes out through a non-blocking
+ * description of that pipe of its own: a log reader that stops reading then costs summary
+ * lines, skipped whole and counted, and never a master stuck in write(2).  A terminal or a
+ * file keeps plain blocking writes. */
+#include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,6 +31,9 @@ struct line {
 
 static uint64_t dump_prev[METRIC_MAX];
 static int64_t dump_since;
+static struct line line;	/* the line being written */
+static size_t line_off;		/* how much of it is out; below l_len while the rest waits */
+static int out_fd = STDOUT_FILENO;
 
 static void put(struct line *l, const char *fmt, ...) LOG_PRINTF(2, 3);
 
@@ -179,7 +189,11 @@ void dump_init(int64_t now)
 {
 	uint64_t ctr[CTR_MAX];
 	unsigned m;
+	int fd;
 
+	/* Elsewhere than on a pipe, or where it cannot be opened again, writes block. */
+	if (out_fd == STDOUT_FILENO && (fd = fd_reopen_nonblocking(STDOUT_FILENO)) >= 0)
+		out_fd = fd;
 	aggregate_counters(ctr);
 	for (m = 0; m < METRIC_MAX; m++)
 		dump_prev[m] = aggregate_total((enum metric_id)m, ctr);
@@ -189,7 +203,6 @@ void dump_init(int64_t now)
 
 void dump_write(int64_t now)
 {
-	static struct line line;
 	struct line *l = &line;
 	uint64_t ctr[CTR_MAX], v, cur;
 	struct pool_view pv;
@@ -199,6 +212,12 @@ void dump_write(int64_t now)
 	char when[32];
 	unsigned m, shape;
 
+	/* The last line is still going out: skip this one.  The next line written covers the
+	 * counters since the last one written (its interval_s says how long that was). */
+	if (dump_flush()) {
+		agg.ag_shm->sh_lines_skipped++;
+		return;
+	}
 	l->l_len = 0;
 	l->l_fields = 0;
 	l->l_json = cfg.cf_dump_format == FORMAT_JSON;
@@ -260,7 +279,51 @@ void dump_write(int64_t now)
 	if (l->l_buf[l->l_len - 1] != '\n')
 		l->l_buf[l->l_len - 1] = '\n';	/* a line cut at the buffer's end still ends */
 	dump_since = now;
-	/* XXX: a stdout that blocks (a stuck log reader) stalls the master here, never a worker. */
-	if (write(STDOUT_FILENO, l->l_buf, l->l_len) < 0)
-		return;
+	line_off = 0;
+	dump_flush();
+}
+
+int dump_flush(void)
+{
+	ssize_t n;
+
+	while (line_off < line.l_len) {
+		n = write(out_fd, line.l_buf + line_off, line.l_len - line_off);
+		if (n > 0)
+			line_off += (size_t)n;
+		else if (n == -1 && errno == EINTR)
+			continue;
+		else if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 1;
+		else
+			line_off = line.l_len;	/* stdout closed or broken: nowhere to write */
+	}
+	return 0;
+}
+
+int dump_pollfd(struct pollfd *pfd)
+{
+	if (line_off >= line.l_len)
+		return 0;
+	pfd->fd = out_fd;
+	pfd->events = POLLOUT;
+	pfd->revents = 0;
+	return 1;
+}
+
+void dump_flush_until(int64_t deadline)
+{
+	struct pollfd pfd;
+	int64_t now;
+
+	while (dump_flush() && (now = clock_mono_ns()) < deadline && dump_pollfd(&pfd))
+		(void)poll(&pfd, 1, clock_poll_ms(deadline, now, 1000));
+}
+
+void dump_forget(void)
+{
+	if (out_fd != STDOUT_FILENO)
+		close(out_fd);
+	out_fd = STDOUT_FILENO;
+	line.l_len = line_off = 0;
 }

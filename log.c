@@ -1,10 +1,12 @@
 /* log.c: the logger.  Each call formats into a stack buffer and ends in one write(2), so it
  * never allocates, never buffers, and lines of concurrent processes stay whole. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,11 +16,33 @@
 
 static const char *log_role = "sidemeter";
 static int log_id = -1;
+static int log_fd = STDERR_FILENO;
+static unsigned long log_dropped;	/* lines a full pipe refused since the last one written */
+
+int fd_reopen_nonblocking(int fd)
+{
+	char path[32];
+	struct stat st;
+
+	if (fstat(fd, &st) == -1 || !S_ISFIFO(st.st_mode))
+		return -1;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	return open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+}
+
+void log_nonblocking(void)
+{
+	int fd = fd_reopen_nonblocking(STDERR_FILENO);
+
+	if (fd >= 0)
+		log_fd = fd;
+}
 
 void log_set_role(const char *role, int id)
 {
 	log_role = role;
 	log_id = id;
+	log_dropped = 0;	/* a new worker's count is its own */
 }
 
 static void log_emit(const char *level, int with_errno, int saved_errno, const char *fmt,
@@ -52,12 +76,21 @@ static void log_emit(const char *level, int with_errno, int saved_errno, const c
 		if (r > 0)
 			n += (size_t)r < sizeof(line) - n ? (size_t)r : sizeof(line) - n - 1;
 	}
+	if (log_dropped > 0 && n < sizeof(line) - 1) {
+		r = snprintf(line + n, sizeof(line) - n,
+		    " (%lu earlier log lines dropped: stderr was full)", log_dropped);
+		if (r > 0)
+			n += (size_t)r < sizeof(line) - n ? (size_t)r : sizeof(line) - n - 1;
+	}
 	if (n >= sizeof(line) - 1)
 		n = sizeof(line) - 2;
 	line[n++] = '\n';
-	/* A failed or short write of a log line has nowhere better to be reported. */
-	if (write(STDERR_FILENO, line, n) < 0)
-		return;
+	/* A line is shorter than PIPE_BUF: a pipe takes it whole or refuses it.  Other failed
+	 * writes of a log line have nowhere better to be reported. */
+	if (write(log_fd, line, n) >= 0)
+		log_dropped = 0;
+	else if (errno == EAGAIN || errno == EWOULDBLOCK)
+		log_dropped++;
 }
 
 #define LOG_VERB(name, level, with_errno)                                                  \

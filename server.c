@@ -210,6 +210,7 @@ static int spawn(int64_t now)
 			close(m.m_metrics_fd);
 		if (m.m_shm_fd >= 0)
 			close(m.m_shm_fd);	/* the mapping stays; the descriptor is the master's */
+		dump_forget();
 		worker_run(&env);
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
@@ -478,8 +479,12 @@ static void pool(int64_t now)
 static void finish(int64_t now)
 {
 	aggregate_drain();
-	if (cfg.cf_dump_interval_ms > 0)
+	if (cfg.cf_dump_interval_ms > 0) {
+		/* a log reader that does not read gets a second, not the power to keep us */
+		dump_flush_until(now + NS_PER_S);
 		dump_write(now);
+		dump_flush_until(now + 2 * NS_PER_S);
+	}
 	log_info("stopped");
 	exit(0);
 }
@@ -619,6 +624,7 @@ static void reexec(void)
 			    (long)ms->ms_pid, i, ms->ms_gen, ms->ms_leaving);
 	}
 	log_info("USR2: %s passed --check: re-executing", m.m_exe);
+	dump_flush_until(clock_mono_ns() + NS_PER_S);	/* the new image starts a line afresh */
 	set_inheritable(1);
 	setenv(INHERIT_ENV, env, 1);
 	/* Signals wait until the new image has its handlers. */
@@ -655,11 +661,11 @@ static void end_interval(int64_t now)
 
 static void master_loop(void)
 {
-	struct pollfd pfd[2 + METRICS_CLIENTS];
+	struct pollfd pfd[3 + METRICS_CLIENTS];
 	struct flags f;
 	int64_t now, wake;
 	size_t drained;
-	int nm;
+	int nm, nd;
 
 	for (;;) {
 		now = clock_mono_ns();
@@ -673,10 +679,13 @@ static void master_loop(void)
 		pfd[0].events = POLLIN;
 		pfd[0].revents = 0;
 		nm = metrics_pollfds(pfd + 1, &wake);
-		if (poll(pfd, (nfds_t)(1 + nm), clock_poll_ms(wake, now, 1000)) == -1 && errno != EINTR)
+		nd = dump_pollfd(pfd + 1 + nm);
+		if (poll(pfd, (nfds_t)(1 + nm + nd), clock_poll_ms(wake, now, 1000)) == -1 &&
+		    errno != EINTR)
 			fatal("poll");
 		now = clock_mono_ns();
 		take_signals(&f);
+		dump_flush();
 
 		if (f.f_chld)
 			reap(now);
@@ -918,6 +927,7 @@ int main(int argc, char **argv)
 	m.m_next_interval = now + interval_ns();
 	m.m_next_tick = now + AG_TICK_MS * NS_PER_MS;
 	dump_init(now);
+	log_nonblocking();
 	log_info("sidemeter %s: %s -> %s, %s mode, %u-%u workers, metrics %s", SIDEMETER_VERSION,
 	    cfg.cf_listen.na_text, cfg.cf_upstream.na_text,
 	    cfg.cf_mode == MODE_HTTP ? "http" : "tcp", cfg.cf_workers, cfg.cf_max_workers,

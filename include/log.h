@@ -16,6 +16,16 @@
 /* Who is speaking: "master", or "worker" with its slot number (id < 0: no number). */
 void log_set_role(const char *role, int id);
 
+/* From now on a pipe on stderr (a container's log) is written without blocking: a line that
+ * finds it full is dropped, and the next line written says how many were.  A terminal or a
+ * file keeps blocking writes.  The master calls it once, before it forks. */
+void log_nonblocking(void);
+
+/* fd opened again through a description of its own, non-blocking, when fd is a pipe and the
+ * system allows it (Linux: /proc/self/fd); else -1.  The flag then stays ours, not set on
+ * the description that the other processes of the pod share. */
+int fd_reopen_nonblocking(int fd);
+
 /* _warn/_fatal append ": strerror(errno)"; the x forms do not.  fatal exits with status 1
  * and is only for start-up or inside a worker. */
 void log_info(const char *fmt, ...) LOG_PRINTF(1, 2);

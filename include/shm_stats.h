@@ -127,6 +127,7 @@ struct shm_header {
 	int32_t sh_master_pid;
 	uint32_t sh_spare;
 	uint64_t sh_restarts;		/* workers replaced after an unplanned end (master) */
+	uint64_t sh_lines_skipped;	/* summary lines skipped: stdout still full (master) */
 };
 
 _Static_assert(sizeof(struct shm_record) == 64, "a record is one cache line");
