@@ -63,7 +63,7 @@
 	    "Workers that ended unplanned (crashed or killed as wedged) and were replaced.") \
 	X(RING_DROPPED, "sidemeter_ring_dropped_records_total", COUNTER, ANY, "dropped",    \
 	    DUMP_SUM, "Per-request samples dropped because a worker's ring was full (counts are exact).") \
-	X(LINES_SKIPPED, "sidemeter_summary_lines_skipped_total", COUNTER, ANY, "", DUMP_NONE, \
+	X(LINES_SKIPPED, "sidemeter_dump_lines_skipped_total", COUNTER, ANY, "", DUMP_NONE, \
 	    "Summary lines skipped because stdout still held the last one (a log reader that does not keep up).") \
 	X(BUILD_INFO, "sidemeter_build_info", GAUGE, ANY, "", DUMP_NONE,                    \
 	    "The running version, as a label; always 1.")                                  \

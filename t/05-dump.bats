@@ -108,7 +108,7 @@ slowest = max(get(p)[1] for p in ("/healthz", "/metrics", "/healthz", "/stats.js
 page = urllib.request.urlopen("http://127.0.0.1:%s/index.html" % port, timeout=2).read()
 metrics = get("/metrics")[0]
 skipped = int([l.split()[1] for l in metrics.splitlines()
-               if l.startswith("sidemeter_summary_lines_skipped_total ")][0])
+               if l.startswith("sidemeter_dump_lines_skipped_total ")][0])
 out, err = drain(out_r), drain(err_r)
 sm.send_signal(signal.SIGTTIN)                  # one more log line, now that there is room
 time.sleep(0.5)                                 # and summary lines come again
