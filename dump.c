@@ -192,7 +192,7 @@ void dump_init(int64_t now)
 	int fd;
 
 	/* Elsewhere than on a pipe, or where it cannot be opened again, writes block. */
-	if (out_fd == STDOUT_FILENO && (fd = fd_reopen_nonblocking(STDOUT_FILENO)) >= 0)
+	if ((fd = fd_reopen_nonblocking(STDOUT_FILENO)) >= 0)
 		out_fd = fd;
 	aggregate_counters(ctr);
 	for (m = 0; m < METRIC_MAX; m++)

@@ -69,11 +69,7 @@ setup() {
 	first=$(children "$sm_pid" | sort | tr '\n' ' ')
 	# kaload rather than ab: ab may open a connection more than its -n and leave it unused
 	spawn load "$PY" "$ROOT/t/lib/kaload.py" "$SM_PORT" 8 3 /index.html close
-	local i
-	for ((i = 0; i < 10; i++)); do
-		sleep 0.2
-		kill -HUP "$sm_pid"
-	done
+	signal_sm HUP 10 0.2
 	wait_gone "$load_pid" 60
 	local answers
 	answers=$(load_result answers)

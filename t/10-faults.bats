@@ -24,11 +24,7 @@ nginx_answers() {
 	SM_WORKERS_WANTED=4 start_sm --workers 4
 	# kaload rather than ab: ab may open a connection more than its -n and leave it unused
 	spawn load "$PY" "$ROOT/t/lib/kaload.py" "$SM_PORT" 16 3 /index.html close
-	local i
-	for ((i = 0; i < 20; i++)); do
-		sleep 0.1
-		kill -HUP "$sm_pid"
-	done
+	signal_sm HUP 20 0.1
 	wait_gone "$load_pid" 60
 	local answers failed
 	answers=$(load_result answers)
@@ -47,11 +43,7 @@ nginx_answers() {
 	start_nginx
 	SM_WORKERS_WANTED=4 start_sm --workers 4
 	spawn load "$PY" "$ROOT/t/lib/kaload.py" "$SM_PORT" 8 4
-	local i
-	for ((i = 0; i < 20; i++)); do
-		sleep 0.15
-		kill -HUP "$sm_pid"
-	done
+	signal_sm HUP 20 0.15
 	wait_gone "$load_pid" 60
 	local answers errors
 	answers=$(load_result answers)

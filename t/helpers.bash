@@ -147,6 +147,16 @@ sm_workers_ready() {
 	wait_until 10 eval "[ \$(children $sm_pid | wc -l) -ge $1 ]"
 }
 
+# signal_sm SIG TIMES SECS: send SIG to the master TIMES times, SECS apart (the first after
+# SECS too), so that a load already started sees every one.
+signal_sm() {
+	local i
+	for ((i = 0; i < $2; i++)); do
+		sleep "$3"
+		kill -"$1" "$sm_pid"
+	done
+}
+
 # sm_dump: ask for a dump now and wait for its line.
 sm_dump() {
 	local before
