@@ -20,6 +20,7 @@ enum side_state {
 	S_TRAILERS,		/* trailer lines until an empty one */
 	S_UNTIL_CLOSE,		/* a response body ended by the close */
 	S_HOLD,			/* request side after CONNECT: waiting for the answer */
+	S_LOST,			/* request side past OBS_PIPELINE: no longer observed */
 	S_DONE			/* end of stream: nothing more */
 };
 
@@ -144,26 +145,28 @@ static void pop(struct observer *ob)
 	ob->ob_n--;
 }
 
-/* Report and drop the exchanges at the front that are done both ways. */
-static void settle(struct observer *ob)
+/* How an exchange that leaves the FIFO is reported: complete (-1) when it got its final
+ * answer, unless the client abandoned the request before that answer came (nobody read it);
+ * a request behind an answer that ended the connection was never processed (RFC 9112 9.6:
+ * the client retries it); anything else was cut short for the caller's reason. */
+static int outcome(const struct observer *ob, const struct obs_exchange *ex, int why)
 {
-	while (ob->ob_n > 0) {
-		struct obs_exchange *ex = ex_at(ob, 0);
-
-		if ((ex->ex_flags & (EX_REQ_DONE | EX_RESP_DONE)) != (EX_REQ_DONE | EX_RESP_DONE))
-			return;
-		ob->ob_ops->oo_exchange(ob->ob_ctx, ex, -1);
-		pop(ob);
-	}
+	if (ex->ex_flags & EX_REQ_CUT)
+		return INCOMPLETE_CLIENT_CLOSED;
+	if (ex->ex_flags & EX_RESP_DONE)
+		return -1;
+	if (ob->ob_closing && !(ex->ex_flags & EX_RESP_START))
+		return INCOMPLETE_UNANSWERED;
+	return why;
 }
 
-/* Report everything in flight: answered exchanges as complete, the rest as cut short. */
+/* Report everything in flight, each exchange as outcome() says. */
 static void flush(struct observer *ob, int why)
 {
 	while (ob->ob_n > 0) {
 		struct obs_exchange *ex = ex_at(ob, 0);
 
-		ob->ob_ops->oo_exchange(ob->ob_ctx, ex, ex->ex_flags & EX_RESP_DONE ? -1 : why);
+		ob->ob_ops->oo_exchange(ob->ob_ctx, ex, outcome(ob, ex, why));
 		pop(ob);
 	}
 }
@@ -177,10 +180,38 @@ static void go_opaque(struct observer *ob, enum opaque_reason why)
 	ob->ob_ops->oo_opaque(ob->ob_ctx, why);
 }
 
+/* Report and drop the exchanges at the front that are over: answered, with the request
+ * complete or abandoned.  Once the last exchange before a lost request is gone, the
+ * answers that follow belong to requests nobody parsed: observation stops there. */
+static void settle(struct observer *ob)
+{
+	while (ob->ob_n > 0) {
+		struct obs_exchange *ex = ex_at(ob, 0);
+
+		if (!(ex->ex_flags & EX_RESP_DONE) || !(ex->ex_flags & (EX_REQ_DONE | EX_REQ_CUT)))
+			return;
+		ob->ob_ops->oo_exchange(ob->ob_ctx, ex, outcome(ob, ex, -1));
+		pop(ob);
+	}
+	if (ob->ob_lost)
+		go_opaque(ob, OPAQUE_PIPELINE_LIMIT);
+}
+
 /* A side's message is unfinished: a response there cannot be ours any more. */
 static int in_message(const struct obs_side *s)
 {
-	return s->os_state != S_START && s->os_state != S_HOLD && s->os_state != S_DONE;
+	return s->os_state != S_START && s->os_state != S_HOLD && s->os_state != S_DONE &&
+	    s->os_state != S_LOST;
+}
+
+/* May an answer of ours (502/504) still go to the client?  Not once the application has
+ * said that the connection ends, nor once it has closed after sending anything at all:
+ * then no byte may follow its last one (the client sees the close and may retry). */
+static int may_answer(const struct observer *ob)
+{
+	const struct obs_side *resp = &ob->ob_side[OBS_RESP];
+
+	return !ob->ob_closing && !(ob->ob_resp_seen && resp->os_ended) && !in_message(resp);
 }
 
 /* ---- lines ---- */
@@ -251,7 +282,7 @@ static int version(const char *p, size_t n)
 static int request_line(struct observer *ob, struct obs_side *s, const char *line, size_t len)
 {
 	struct obs_exchange *ex = req_current(ob);
-	enum opaque_reason bad = ob->ob_requests == 1 ? OPAQUE_NOT_HTTP : OPAQUE_BAD_REQUEST;
+	enum opaque_reason bad;
 	size_t m = 0, t, tlen;
 	int minor;
 
@@ -272,8 +303,6 @@ static int request_line(struct observer *ob, struct obs_side *s, const char *lin
 	if (tlen == 0 || t + tlen + 1 + 8 != len)
 		goto bad;
 	minor = version(line + t + tlen + 1, 8);
-	if (minor == -2 && m == 3 && memcmp(line, "PRI", 3) == 0)
-		bad = OPAQUE_HTTP2;
 	if (minor < 0)
 		goto bad;
 	s->os_http10 = minor == 0;
@@ -285,7 +314,17 @@ static int request_line(struct observer *ob, struct obs_side *s, const char *lin
 	ex->ex_route = (uint16_t)ob->ob_ops->oo_route(ob->ob_ctx, line + t, tlen);
 	return 0;
 bad:
-	/* Not a request at all: nothing to report of it but the reason. */
+	/* A line that ends like a request line but breaks the grammar (two spaces, a control
+	 * byte) is a bad request; only a first line that does not look like HTTP at all is
+	 * "not HTTP".  Nothing to report of it but the reason. */
+	if (len >= 9 && line[len - 9] == ' ' && version(line + len - 8, 8) == -2 && m == 3 &&
+	    memcmp(line, "PRI", 3) == 0)
+		bad = OPAQUE_HTTP2;
+	else if (ob->ob_requests == 1 && !(len >= 9 && line[len - 9] == ' ' &&
+	    version(line + len - 8, 8) != -1))
+		bad = OPAQUE_NOT_HTTP;
+	else
+		bad = OPAQUE_BAD_REQUEST;
 	ob->ob_n--;
 	ob->ob_requests--;
 	go_opaque(ob, bad);
@@ -611,6 +650,7 @@ static int begin(struct observer *ob, int dir, struct obs_side *s, unsigned char
 	struct obs_exchange *ex;
 
 	if (dir == OBS_RESP) {
+		ob->ob_resp_seen = 1;
 		if (resp_target(ob) == NULL) {
 			go_opaque(ob, OPAQUE_UNSOLICITED);
 			return -1;
@@ -629,8 +669,11 @@ static int begin(struct observer *ob, int dir, struct obs_side *s, unsigned char
 			return -1;
 		}
 		if (ob->ob_n == OBS_PIPELINE) {
-			go_opaque(ob, OPAQUE_PIPELINE_LIMIT);
-			return -1;
+			/* No room to track this request: stop reading requests, but keep pairing
+			 * the answers of those in flight; settle() stops the rest. */
+			ob->ob_lost = 1;
+			s->os_state = S_LOST;
+			return 0;
 		}
 		ob->ob_n++;
 		ex = ex_at(ob, ob->ob_n - 1);
@@ -751,6 +794,9 @@ static size_t step(struct observer *ob, int dir, struct obs_side *s, const char 
 		s->os_body += n;
 		return n;
 
+	case S_LOST:
+		return n;
+
 	case S_DONE:
 	default:
 		return n;
@@ -771,6 +817,8 @@ void observer_init(struct observer *ob, const struct obs_ops *ops, void *ctx)
 	ob->ob_first = ob->ob_n = 0;
 	ob->ob_requests = 0;
 	ob->ob_closing = 0;
+	ob->ob_lost = 0;
+	ob->ob_resp_seen = 0;
 	for (d = 0; d < 2; d++) {
 		struct obs_side *s = &ob->ob_side[d];
 
@@ -814,6 +862,7 @@ uint64_t observer_unseen(const struct observer *ob, int dir)
 	case S_CHUNK_DATA:
 		return s->os_remaining;
 	case S_UNTIL_CLOSE:
+	case S_LOST:
 		return UINT64_MAX;
 	default:
 		return 0;
@@ -842,6 +891,7 @@ void observer_eof(struct observer *ob, int dir, int64_t now)
 	s->os_ended = 1;
 	if (dir == OBS_RESP) {
 		if (s->os_state == S_UNTIL_CLOSE) {
+			ob->ob_closing = 1;	/* the close that ends this answer ends it all */
 			response_done(ob, s, now);
 		} else if (in_message(s) && (ex = resp_target(ob)) != NULL) {
 			/* The application closed in the middle of its answer. */
@@ -849,7 +899,11 @@ void observer_eof(struct observer *ob, int dir, int64_t now)
 			pop(ob);
 		}
 	}
-	/* A request cut short by the client may still be answered: finish() reports it. */
+	/* A request cut short by the client, before its answer is complete, was abandoned:
+	 * whatever answer still comes is reported as cut short (nobody reads it). */
+	if (dir == OBS_REQ && in_message(s) && (ex = req_current(ob)) != NULL &&
+	    !(ex->ex_flags & EX_RESP_DONE))
+		ex->ex_flags |= EX_REQ_CUT;
 	s->os_state = S_DONE;
 }
 
@@ -864,7 +918,7 @@ int observer_answer(struct observer *ob, unsigned code, int64_t now, int *head)
 {
 	struct obs_exchange *ex;
 
-	if (ob->ob_mode != OBS_HTTP || in_message(&ob->ob_side[OBS_RESP]))
+	if (ob->ob_mode != OBS_HTTP || !may_answer(ob))
 		return 0;
 	/* Only the oldest exchange can be waiting for its first answer byte: any before it
 	 * were answered and are gone. */
@@ -899,7 +953,7 @@ void observer_status(const struct observer *ob, struct obs_status *st)
 		st->st_head_since = cur->ex_req_start;
 	st->st_in_body = cur != NULL && (cur->ex_flags & EX_HEAD_DONE);
 	if (target != NULL && !(target->ex_flags & EX_RESP_START) && !responding) {
-		if (target->ex_flags & EX_HEAD_DONE)
+		if ((target->ex_flags & EX_HEAD_DONE) && target == ex_get(ob, 0) && may_answer(ob))
 			st->st_answerable = 1;
 		if (target->ex_flags & EX_REQ_DONE)
 			st->st_wait_since = target->ex_req_end;

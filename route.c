@@ -13,10 +13,47 @@ static int is_hex(unsigned char c)
 	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-/* Does a segment look like an identifier rather than a name? */
+static int is_upper(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z';
+}
+
+static int is_lower(unsigned char c)
+{
+	return c >= 'a' && c <= 'z';
+}
+
+/* Characters of base64, base64url and the usual token alphabets. */
+static int is_token(unsigned char c)
+{
+	return is_digit(c) || is_upper(c) || is_lower(c) || c == '-' || c == '_' || c == '.' ||
+	    c == '~' || c == '+' || c == '%';
+}
+
+/* Prefixes of well-known API keys and tokens (Stripe, GitHub, GitLab, Slack, AWS, Google,
+ * OpenAI-style): a segment that starts with one and goes on is a credential. */
+static int key_prefix(const char *s, size_t n)
+{
+	static const char *const prefixes[] = {
+		"sk_", "pk_", "rk_", "sk-", "ghp_", "gho_", "ghs_", "ghu_", "ghr_", "github_pat_",
+		"glpat-", "xoxb-", "xoxp-", "xoxa-", "xapp-", "AKIA", "ASIA", "AIza", "ya29.", "eyJ",
+	};
+	size_t i, k;
+
+	for (i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+		k = strlen(prefixes[i]);
+		if (n >= k + 8 && memcmp(s, prefixes[i], k) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* Does a segment look like an identifier or a credential rather than a name?  Routes are
+ * labels: whatever a user would take for a number, a key, a token, a session or a person
+ * is replaced, at the cost of an odd long name now and then. */
 static int looks_like_id(const char *s, size_t n)
 {
-	size_t i, digits = 0, hex = 0, token = 0;
+	size_t i, digits = 0, hex = 0, token = 0, upper = 0, lower = 0, flips = 0, mixes = 0;
 
 	if (n == 0)
 		return 0;
@@ -25,21 +62,38 @@ static int looks_like_id(const char *s, size_t n)
 
 		digits += is_digit(c);
 		hex += is_hex(c);
-		token += is_hex(c) || (c >= 'g' && c <= 'z') || (c >= 'G' && c <= 'Z') || c == '-' ||
-		    c == '_' || c == '=' || c == '.' || c == '~' || c == '%';
+		token += is_token(c);
+		upper += is_upper(c);
+		lower += is_lower(c);
+		if (c == '=' || c == '@' || c == ':')
+			return 1;			/* key=value, user@host, user:secret */
+		/* Random strings change between digits and letters, and between cases, often;
+		 * names seldom do (page-2, getUserName). */
+		if (i > 0 && is_digit(c) != is_digit((unsigned char)s[i - 1]) &&
+		    (is_upper(c) || is_lower(c) || is_upper((unsigned char)s[i - 1]) ||
+		     is_lower((unsigned char)s[i - 1])))
+			mixes++;
+		if (i > 0 && (is_upper(c) || is_lower(c)) &&
+		    (is_upper(c) != is_upper((unsigned char)s[i - 1])) &&
+		    (is_upper((unsigned char)s[i - 1]) || is_lower((unsigned char)s[i - 1])))
+			flips++;
 	}
 	if (digits == n)
 		return 1;				/* 42 */
 	if (n == 36 && s[8] == '-' && s[13] == '-' && s[18] == '-' && s[23] == '-' &&
 	    hex == 32)
 		return 1;				/* a UUID */
-	if (hex == n && n >= 16)
-		return 1;				/* a long hex string */
+	if (hex == n && (n >= 16 || (n >= 8 && digits > 0)))
+		return 1;				/* a hex digest or object id */
 	if (n >= 6 && digits * 2 >= n)
 		return 1;				/* 2024-01-31, 123abc456 */
-	if (token == n && n >= 20 && digits > 0)
+	if (key_prefix(s, n))
+		return 1;				/* sk_live_..., ghp_..., a JWT */
+	if (token == n && n >= 16 && mixes >= 3)
 		return 1;				/* base64-like tokens */
-	return n > 48;					/* too long to be a name */
+	if (token == n && n >= 16 && upper >= 2 && lower >= 2 && flips * 3 >= n)
+		return 1;				/* random mixed case: AbCdEfGhIjKlMnOp */
+	return n > 40;					/* too long to be a name */
 }
 
 /* Does the path match a pattern?  ":x" matches one segment, a final "*" any rest. */
@@ -106,6 +160,7 @@ size_t route_name(const struct config *cf, const char *target, size_t len, char 
     size_t outlen)
 {
 	const char *path = target, *end;
+	char clean[4 * SHM_ROUTE_LEN];
 	size_t n, at = 0, depth = 0, cap = outlen < SHM_ROUTE_LEN ? outlen : SHM_ROUTE_LEN;
 	unsigned k;
 
@@ -123,11 +178,21 @@ size_t route_name(const struct config *cf, const char *target, size_t len, char 
 	}
 	end = target + len;
 	n = (size_t)(end - path);
-	/* The query and any fragment are dropped here, before anything is stored. */
-	for (k = 0; k < n; k++)
-		if (path[k] == '?' || path[k] == '#')
-			break;
-	n = k;
+	/* The query and any fragment are dropped here, before anything is stored, and so are
+	 * path parameters (";jsessionid=..."): they carry sessions. */
+	for (k = 0, at = 0; k < n && path[k] != '?' && path[k] != '#'; k++) {
+		if (path[k] == ';') {
+			while (k + 1 < n && path[k + 1] != '/' && path[k + 1] != '?' && path[k + 1] != '#')
+				k++;
+			continue;
+		}
+		if (at == sizeof(clean))
+			break;	/* long past what a route keeps: the rest cannot show */
+		clean[at++] = path[k];
+	}
+	path = clean;
+	n = at;
+	at = 0;
 
 	for (k = 0; k < cf->cf_npatterns; k++)
 		if (matches(cf->cf_patterns[k], path, n)) {

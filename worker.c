@@ -241,8 +241,10 @@ static void on_unseen(void *ctx, int dir, size_t n, int64_t now)
 		observer_skip(&c->cn_obs, dir, n, now);
 }
 
-/* The application closed with a request waiting and nothing of an answer sent: stop here,
- * so that the client gets a 502 rather than the close. */
+/* The application closed with requests in flight: none of them will be answered now, so
+ * stop here.  If it never sent a byte on this connection the client gets a 502 (serve());
+ * otherwise the close reaches the client after the application's last byte and nothing
+ * else, and the requests are reported as cut short (a client retries them). */
 static int on_eof(void *ctx, int dir, int64_t now)
 {
 	struct conn *c = ctx;
@@ -254,7 +256,7 @@ static int on_eof(void *ctx, int dir, int64_t now)
 	observer_eof(&c->cn_obs, dir, now);
 	if (dir == RELAY_U2C) {
 		observer_status(&c->cn_obs, &st);
-		if (st.st_answerable)
+		if (st.st_answerable || (st.st_mode == OBS_HTTP && st.st_oldest))
 			return CLOSE_UPSTREAM_CLOSED + 1;
 	}
 	return 0;
@@ -506,6 +508,8 @@ static enum close_reason serve(int cfd)
 			    (double)cfg.cf_response_ms / 1000);
 			answer_app(c, 504, UPSTREAM_RESPONSE_TIMEOUT, text);
 		} else if (why == CLOSE_UPSTREAM_ERROR) {
+			/* A reset ends the application's stream as a close does. */
+			observer_eof(&c->cn_obs, OBS_RESP, clock_mono_ns());
 			answer_app(c, 502, UPSTREAM_RESET, "reset the connection before answering");
 		} else if (why == CLOSE_UPSTREAM_CLOSED) {
 			answer_app(c, 502, UPSTREAM_CLOSED_EARLY, "closed the connection before answering");

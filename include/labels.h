@@ -53,7 +53,8 @@
 	X(UPSTREAM_CLOSED, "upstream_closed")                                              \
 	X(TIMEOUT, "timeout")                                                              \
 	X(OPAQUE, "opaque")                                                                \
-	X(ABORTED, "aborted")
+	X(ABORTED, "aborted")                                                              \
+	X(UNANSWERED, "unanswered")	/* behind an answer that ended the connection */
 
 /* Request methods kept as labels; anything else is OTHER. */
 #define HTTP_METHODS(X)                                                                    \

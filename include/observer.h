@@ -14,7 +14,9 @@
 
 #include "labels.h"
 
-#define OBS_PIPELINE 16		/* requests in flight on one connection */
+/* Requests in flight on one connection.  A request past it is not observed, nor is anything
+ * after it; the exchanges before it are still paired and counted (see S_LOST). */
+#define OBS_PIPELINE 32
 #define OBS_LINE_MAX 8192	/* a start line, header line or chunk-size line, CRLF included */
 #define OBS_HEAD_MAX 65536	/* a whole header block (or trailer block) */
 
@@ -30,6 +32,7 @@
 #define EX_CONNECT 0x20		/* CONNECT: a 2xx answer makes a tunnel */
 #define EX_ANSWERED 0x40	/* the answer was ours (502/504), not the application's */
 #define EX_CLOSE 0x80		/* the request ends the connection (close, HTTP/1.0) */
+#define EX_REQ_CUT 0x100	/* the client's stream ended inside the request, unanswered */
 
 /* One request and, once it comes, its response.  Times are CLOCK_MONOTONIC ns, 0 = not yet. */
 struct obs_exchange {
@@ -41,8 +44,8 @@ struct obs_exchange {
 	uint64_t ex_resp_body;
 	uint16_t ex_route;		/* from obs_ops.oo_route */
 	uint16_t ex_code;		/* final status code, 0 until known */
+	uint16_t ex_flags;
 	uint8_t ex_method;		/* enum http_method */
-	uint8_t ex_flags;
 };
 
 struct obs_ops {
@@ -84,7 +87,9 @@ struct observer {
 	unsigned ob_first;		/* oldest exchange in flight, index into ob_fifo */
 	unsigned ob_n;			/* exchanges in flight */
 	uint32_t ob_requests;		/* requests begun on this connection */
-	int ob_closing;			/* an exchange said the connection ends after it */
+	int ob_closing;			/* an answer ended the connection: no request after it is served */
+	int ob_lost;			/* a request past OBS_PIPELINE came: the request side is lost */
+	int ob_resp_seen;		/* the application has sent a byte of an answer */
 	struct obs_exchange ob_fifo[OBS_PIPELINE];
 	struct obs_side ob_side[2];
 };

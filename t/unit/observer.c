@@ -92,7 +92,9 @@ struct vector {
 
 static char big_line[OBS_LINE_MAX + 64];
 static char big_head[OBS_HEAD_MAX + 4096];
-static char pipeline17[17 * 20 + 1];
+#define PIPELINED (OBS_PIPELINE + 3)
+static char pipeline_req[PIPELINED * 20 + 1];
+static char pipeline_resp[PIPELINED * 40 + 1];
 
 static const struct vector vectors[] = {
 	{ "simple GET, Content-Length answer",
@@ -277,8 +279,36 @@ static const struct vector vectors[] = {
 	  INCOMPLETE_CLIENT_CLOSED, "GET /long 0 0/0 opaque; opaque:line_too_long" },
 	{ "a header block past the limit", { REQ(big_head), END },
 	  INCOMPLETE_CLIENT_CLOSED, "GET /many 0 0/0 opaque; opaque:headers_too_large" },
-	{ "more requests in flight than the pipeline holds", { REQ(pipeline17), END },
+	{ "more requests in flight than the pipeline holds: those it holds are counted",
+	  { REQ(pipeline_req), RESP(pipeline_resp), END },
 	  INCOMPLETE_CLIENT_CLOSED, NULL /* built in main */ },
+	/* an answer that ends the connection: what was pipelined behind it is unanswered */
+	{ "a request behind Connection: close is unanswered, and no answer of ours follows",
+	  { REQ("GET /close HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n"),
+	    RESP("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"), RESP_EOF,
+	    ANSWER(502), END },
+	  INCOMPLETE_UPSTREAM_CLOSED, "GET /close 200 0/2 done; GET /b 0 0/0 unanswered" },
+	{ "a request behind an answer ended by the close is unanswered",
+	  { REQ("GET /eof HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n"),
+	    RESP("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nbody"), RESP_EOF, ANSWER(502),
+	    END },
+	  INCOMPLETE_UPSTREAM_CLOSED, "GET /eof 200 0/4 done; GET /b 0 0/0 unanswered" },
+	{ "an HTTP/1.0 answer without keep-alive ends the connection",
+	  { REQ("GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n"),
+	    RESP("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx"), RESP_EOF, ANSWER(504), END },
+	  INCOMPLETE_TIMEOUT, "GET /a 200 0/1 done; GET /b 0 0/0 unanswered" },
+	{ "the application closes after answering: no answer of ours after its last byte",
+	  { REQ("GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n"),
+	    RESP("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), RESP_EOF, ANSWER(502), END },
+	  INCOMPLETE_UPSTREAM_CLOSED, "GET /1 200 0/0 done; GET /2 0 0/0 upstream_closed" },
+	{ "a client that sends 5 of 50 body bytes and leaves: the late 400 is nobody's",
+	  { REQ("POST /p HTTP/1.1\r\nContent-Length: 50\r\n\r\n12345"), REQ_EOF,
+	    RESP("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"),
+	    RESP_EOF, END },
+	  INCOMPLETE_UPSTREAM_CLOSED, "POST /p 400 0/0 client_closed" },
+	{ "a double space in a first request line is a bad request, not \"not HTTP\"",
+	  { REQ("GET  / HTTP/1.1\r\n\r\n"), END },
+	  INCOMPLETE_CLIENT_CLOSED, "opaque:bad_request" },
 };
 
 #define NVECTORS (sizeof(vectors) / sizeof(vectors[0]))
@@ -394,10 +424,13 @@ int main(void)
 	for (n = 0, i = 0; n + 100 < sizeof(big_head) - 1; i++)
 		n += (size_t)snprintf(big_head + n, sizeof(big_head) - n,
 		    i == 0 ? "GET /many HTTP/1.1\r\n" : "X-Header-%zu: %080zu\r\n", i, i);
-	for (n = 0, i = 0; i < 17; i++)
-		n += (size_t)snprintf(pipeline17 + n, sizeof(pipeline17) - n, "GET /%02zu HTTP/1.1\r\n\r\n", i);
-	for (n = 0, i = 0; i < 16; i++)
-		n += (size_t)snprintf(want_pipeline + n, sizeof(want_pipeline) - n, "GET /%02zu 0 0/0 opaque; ", i);
+	for (n = 0, i = 0; i < PIPELINED; i++)
+		n += (size_t)snprintf(pipeline_req + n, sizeof(pipeline_req) - n, "GET /%02zu HTTP/1.1\r\n\r\n", i);
+	for (n = 0, i = 0; i < PIPELINED; i++)
+		n += (size_t)snprintf(pipeline_resp + n, sizeof(pipeline_resp) - n,
+		    "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n%c", (int)('a' + i % 26));
+	for (n = 0, i = 0; i < OBS_PIPELINE; i++)
+		n += (size_t)snprintf(want_pipeline + n, sizeof(want_pipeline) - n, "GET /%02zu 200 0/1 done; ", i);
 	snprintf(want_pipeline + n, sizeof(want_pipeline) - n, "opaque:pipeline_limit");
 
 	for (v = 0; v < NVECTORS; v++) {

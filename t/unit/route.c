@@ -43,6 +43,39 @@ int main(void)
 	name_is("http://example.org/x/1?y", "/x/:id");
 	name_is("http://example.org", "/");
 	name_is("example.org:443", NULL);
+
+	/* credentials and identifiers of every usual shape never reach a route */
+	name_is("/login;jsessionid=S3CR3T-SESSION", "/login");
+	name_is("/login;jsessionid=S3CR3T-SESSION?x=y#f", "/login");
+	name_is("/app;jsessionid=0A1B2C/home;v=1", "/app/home");
+	name_is("/a;b", "/a");
+	name_is("/;x=1", "/");
+	name_is("/t/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+	    "/t/:id");
+	name_is("/keys/sk_live_abcdefghijklmnopqrstuvwx", "/keys/:id");
+	name_is("/keys/sk-proj-abcdefghijklmnopqrst", "/keys/:id");
+	name_is("/gh/ghp_16C7e42F292c6912E7710c838347Ae178B4a", "/gh/:id");
+	name_is("/gl/glpat-xxxxxxxxxxxxxxxxxxxx", "/gl/:id");
+	name_is("/slack/xoxb-abcdefghijkl", "/slack/:id");
+	name_is("/aws/AKIAIOSFODNN7EXAMPLE", "/aws/:id");
+	name_is("/g/AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe", "/g/:id");
+	name_is("/reset/Xk9mQ2vL8nR4tY7w", "/reset/:id");
+	name_is("/s/AbCdEfGhIjKlMnOpQrSt", "/s/:id");
+	name_is("/s/QmFzZTY0U2VjcmV0", "/s/:id");
+	name_is("/files/c2VjcmV0LXBhc3N3b3Jk", "/files/:id");
+	name_is("/share/5f4dcc3b5aa765d61d8327deb882cf99", "/share/:id");
+	name_is("/commit/a1b2c3d4", "/commit/:id");
+	name_is("/u/jane.doe@example.com/profile", "/u/:id/profile");
+	name_is("/auth/token=abcdef", "/auth/:id");
+	name_is("/auth/user:hunter2", "/auth/:id");
+	name_is("/x/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "/x/:id");
+	name_is("http://user:hunter2@example.org/x", "/x");
+	/* ... and names stay names */
+	name_is("/api/getUserProfileSettings", "/api/getUserProfileSettings");
+	name_is("/docs/XMLHttpRequestHandler", "/docs/XMLHttpRequestHandler");
+	name_is("/static/app.min.js", "/static/app.min.js");
+	name_is("/about-our-company-history", "/about-our-company-history");
+	name_is("/v1/health", "/v1/health");
 	name_is("*", NULL);
 
 	/* patterns win, in the order given */
