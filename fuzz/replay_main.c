@@ -65,6 +65,11 @@ int main(int argc, char **argv)
 	for (i = 1; i < argc; i++)
 		if (replay(argv[i]) == -1)
 			rc = 1;
+	/* An empty or missing corpus would pass while testing nothing. */
+	if (replayed == 0) {
+		fprintf(stderr, "fuzz replay: no inputs found: the corpus is empty or missing\n");
+		return 1;
+	}
 	printf("fuzz replay: %u inputs, no finding\n", replayed);
 	return rc;
 }

@@ -52,7 +52,7 @@ bad_value() {
 	expect_eq "stdout for $*" "" "$output"
 	expect_eq "stderr lines for $*" 1 "$(printf '%s\n' "$stderr" | wc -l)"
 	[[ $stderr == *"$want"* ]] || { echo "stderr for $*: expected *$want*, got: $stderr" >&2; return 1; }
-	! port_open "$SM_PORT"
+	expect_closed "listen port after a bad $*" "$SM_PORT"
 }
 
 @test "bad flags and values: one line naming the problem, exit 2" {

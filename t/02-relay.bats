@@ -87,6 +87,8 @@ print("ok" if head == want and rest == b"f" * 2097152 else "bad: %r %d" % (head,
 EOF
 	assert_success
 	assert_output "ok"
-	sm_dump
-	expect_eq "close reason counted" 1 "$(dump_total conns)"
+	scrape
+	expect_eq "connections that ended with the client's close" 1 \
+		"$(metric 'sidemeter_connections_total{reason="client_closed"}')"
+	expect_eq "connections in all" 1 "$(metric_sum sidemeter_connections_total)"
 }

@@ -42,8 +42,8 @@ setup() {
 	wait "$sm_pid" || st=$?
 	expect_eq "master exit status" 0 "$st"
 	echo "# drained and stopped $(awk "BEGIN { printf \"%.0f\", ($EPOCHREALTIME - $t0) * 1000 }") ms after TERM" >&3
-	for w in $workers; do ! alive "$w"; done
-	! port_open "$SM_PORT"
+	for w in $workers; do expect_gone "worker after TERM" "$w"; done
+	expect_closed "listen port after TERM" "$SM_PORT"
 	# the last dump at exit counts the slow connection
 	expect_eq "connections" 1 "$(dump_total conns)"
 }
@@ -59,7 +59,7 @@ setup() {
 	grep -q "still busy after --drain-timeout: killing it" "$BATS_TEST_TMPDIR/sm.err"
 	st=0
 	wait "$slow_pid" || st=$?
-	[ "$st" -ne 0 ]
+	expect_ne "exit status of the cut-off client" 0 "$st"
 	expect_eq "connections aborted and counted" 1 "$(dump_total conns)"
 }
 
@@ -74,7 +74,7 @@ setup() {
 	local answers
 	answers=$(load_result answers)
 	echo "# $answers answers, $(load_result conn_errors) failed" >&3
-	[ "$answers" -gt 500 ]
+	expect_gt "answers" 500 "$answers"
 	expect_eq "failed requests" 0 "$(load_result conn_errors)"
 	[[ $(children "$sm_pid" | sort | tr '\n' ' ') != "$first" ]]
 	expect_eq "rotations logged" 10 "$(grep -c 'rotating workers' "$BATS_TEST_TMPDIR/sm.err")"

@@ -35,3 +35,12 @@ unit() {
 	assert_output --regexp 'fuzz replay: [0-9]+ inputs, no finding'
 	echo "# $output" >&3
 }
+
+@test "fuzz replay fails on an empty or missing corpus: it would test nothing" {
+	mkdir -p "$BATS_TEST_TMPDIR/empty"
+	run "$SM_UNITS/fuzz_replay" "$BATS_TEST_TMPDIR/empty"
+	assert_failure
+	assert_output --partial "no inputs found"
+	run "$SM_UNITS/fuzz_replay" "$BATS_TEST_TMPDIR/missing"
+	assert_failure
+}

@@ -106,7 +106,7 @@ print([n for n in a if a[n] != b[n]])"
 	assert_output "[]"
 	scrape
 	expect_eq "http series" 0 "$(grep -c '^sidemeter_http_' "$BATS_TEST_TMPDIR/metrics.txt" || true)"
-	[ "$(metric_sum sidemeter_connections_total)" -ge 18 ]
+	expect_ge "connections" 18 "$(metric_sum sidemeter_connections_total)"
 }
 
 # Paths that carry what a user takes for a credential or an identifier, each with the part
@@ -179,7 +179,7 @@ EOF
 	expect_le "routes in the latency histogram" 51 \
 		"$(grep -c '^sidemeter_http_request_duration_seconds_count' "$BATS_TEST_TMPDIR/metrics.txt")"
 	expect_le "lines on the page" $((51 * 2 * 21 + 300)) "$(wc -l <"$BATS_TEST_TMPDIR/metrics.txt")"
-	[ "$(metric 'sidemeter_http_requests_total{method="GET",code="200",route="other"}')" -ge 4950 ]
+	expect_ge "requests counted as other" 4950 "$(metric 'sidemeter_http_requests_total{method="GET",code="200",route="other"}')"
 }
 
 @test "counts stay exact when the ring overflows (master stopped while 5000 requests pass)" {
@@ -195,7 +195,7 @@ EOF
 	dropped=$(metric sidemeter_ring_dropped_records_total)
 	samples=$(metric 'sidemeter_http_request_duration_seconds_count{route="/cl"}')
 	echo "# samples kept $samples, dropped $dropped" >&3
-	[ "$dropped" -gt 0 ]
+	expect_gt "records dropped" 0 "$dropped"
 	# every request was either sampled or its sample dropped (plus the connection's record)
 	expect_eq "samples + dropped" 5001 "$((samples + dropped + $(metric 'sidemeter_connection_duration_seconds_count')))"
 }

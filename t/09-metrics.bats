@@ -31,8 +31,8 @@ setup() {
 	# who closes first (client or app) varies; that they all closed does not
 	expect_eq "connections" 32 "$(metric_sum sidemeter_connections_total)"
 	expect_eq "build info" 1 "$(metric "sidemeter_build_info{version=\"$(cat "$ROOT/VERSION")\"}")"
-	[ "$(metric process_open_fds)" -gt 4 ]
-	[ "$(metric process_resident_memory_bytes)" -gt 100000 ]
+	expect_gt "process_open_fds" 4 "$(metric process_open_fds)"
+	expect_gt "process_resident_memory_bytes" 100000 "$(metric process_resident_memory_bytes)"
 	# every family once, HELP and TYPE
 	expect_eq "families with more than one TYPE" "" \
 		"$(grep '^# TYPE' "$BATS_TEST_TMPDIR/metrics.txt" | awk '{print $3}' | sort | uniq -d)"
@@ -111,7 +111,7 @@ PYEOF
 	routes=$(grep -o 'route="[^"]*"' "$BATS_TEST_TMPDIR/metrics.txt" | sort -u | wc -l)
 	echo "# distinct routes on the page: $routes; lines: $(wc -l <"$BATS_TEST_TMPDIR/metrics.txt")" >&3
 	expect_le "distinct routes" 101 "$routes"
-	[ "$(metric_sum sidemeter_http_requests_total)" -ge 10000 ]
+	expect_ge "requests" 10000 "$(metric_sum sidemeter_http_requests_total)"
 }
 
 # counters_ok BEFORE AFTER: no counter series (nor histogram count/sum/bucket) went down.

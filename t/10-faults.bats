@@ -30,7 +30,7 @@ nginx_answers() {
 	answers=$(load_result answers)
 	failed=$(load_result conn_errors)
 	echo "# 16 connections at a time, each for one request: $answers answers, $failed failed" >&3
-	[ "$answers" -gt 1000 ]
+	expect_gt "answers" 1000 "$answers"
 	expect_eq "failed" 0 "$failed"
 	expect_eq "rotations" 20 "$(grep -c 'rotating workers' "$BATS_TEST_TMPDIR/sm.err")"
 	sleep 0.3
@@ -49,7 +49,7 @@ nginx_answers() {
 	answers=$(load_result answers)
 	errors=$(load_result conn_errors)
 	echo "# keep-alive: $answers answers received, $errors connection errors (closed idle by a leaving worker), app logged $(nginx_answers)" >&3
-	[ "$answers" -gt 1000 ]
+	expect_gt "answers" 1000 "$answers"
 	expect_eq "answers the app gave that the clients did not get" 0 $(($(nginx_answers) - answers))
 	sleep 0.3
 	scrape
@@ -81,7 +81,7 @@ nginx_answers() {
 	expect_le "failed requests" "$aborted" "$failed"
 	expect_le "aborted connections" "$kills" "$aborted"
 	expect_eq "restarts counted" "$kills" "$(metric sidemeter_worker_restarts_total)"
-	[ "$(children "$sm_pid" | wc -l)" -ge 4 ]
+	expect_ge "workers" 4 "$(children "$sm_pid" | wc -l)"
 	run curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SM_PORT/index.html"
 	assert_output 200
 }
@@ -178,7 +178,7 @@ PYEOF
 	wait_until 10 eval "[ \$(children $sm_pid | wc -l) -le 4 ]"
 	after=$(children "$sm_pid" | wc -l)
 	echo "# pool grew to $peak workers for 200 idle connections; a new client took $ms ms; closed by keep-alive timeout: $closed s; pool back to $after" >&3
-	[ "$peak" -ge 200 ]
+	expect_ge "peak workers" 200 "$peak"
 	expect_le "ms for the new client" 1000 "$ms"
 	expect_eq "idle connections closed" 200 "${closed%% *}"
 	scrape
@@ -240,7 +240,7 @@ build_version() {
 	local answers
 	answers=$(load_result answers)
 	echo "# USR2 under load: $answers answers, $(load_result conn_errors) failed; counters $before before, $(metric_sum sidemeter_http_requests_total) after" >&3
-	[ "$before" -gt 0 ]
+	expect_gt "requests before USR2" 0 "$before"
 	expect_eq "failed" 0 "$(load_result conn_errors)"
 	expect_eq "counters went on" "$answers" "$(metric_sum sidemeter_http_requests_total)"
 	[[ $(children "$sm_pid" | sort | tr '\n' ' ') != "$old_workers" ]]
@@ -322,7 +322,7 @@ build_version() {
 	wait_gone "$client_pid" 10
 	echo "# 2 s out of descriptors: $((t1 - t0)) CPU ticks (of 200) for master and worker, $emfile failed accepts counted; the waiting client then got $(cat "$BATS_TEST_TMPDIR/client.out")" >&3
 	expect_le "CPU ticks in 2 s" 20 "$((t1 - t0))"
-	[ "$emfile" -gt 0 ]
+	expect_gt "accepts failed for lack of descriptors" 0 "$emfile"
 	expect_eq "the waiting client" 200 "$(cat "$BATS_TEST_TMPDIR/client.out")"
 }
 

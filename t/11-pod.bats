@@ -26,7 +26,7 @@ manifests() {
 	echo "$output"
 	assert_success
 	refute_output --partial INVALID
-	[ "$(grep -c '^valid' <<<"$output")" -ge 8 ]
+	expect_ge "manifests found valid" 8 "$(grep -c '^valid' <<<"$output")"
 }
 
 @test "the validator rejects what it should: a misspelt field, a wrong type, a bad Route" {

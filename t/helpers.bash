@@ -224,8 +224,43 @@ expect_eq() {
 
 # expect_le WHAT LIMIT ACTUAL (numbers)
 expect_le() {
-	"$PY" -c 'import sys; sys.exit(0 if float(sys.argv[2]) <= float(sys.argv[1]) else 1)' "$2" "$3" && return 0
+	"$PY" -c 'import sys; sys.exit(0 if float(sys.argv[2]) <= float(sys.argv[1]) else 1)' "$2" "$3" 2>/dev/null && return 0
 	printf '%s: expected at most %s, got %s\n' "$1" "$2" "$3" >&2
+	return 1
+}
+
+# expect_ge WHAT MIN ACTUAL (numbers; an ACTUAL that is no number fails)
+expect_ge() {
+	"$PY" -c 'import sys; sys.exit(0 if float(sys.argv[2]) >= float(sys.argv[1]) else 1)' "$2" "$3" 2>/dev/null && return 0
+	printf '%s: expected at least %s, got %s\n' "$1" "$2" "$3" >&2
+	return 1
+}
+
+# expect_gt WHAT BOUND ACTUAL (numbers)
+expect_gt() {
+	"$PY" -c 'import sys; sys.exit(0 if float(sys.argv[2]) > float(sys.argv[1]) else 1)' "$2" "$3" 2>/dev/null && return 0
+	printf '%s: expected more than %s, got %s\n' "$1" "$2" "$3" >&2
+	return 1
+}
+
+# expect_ne WHAT UNEXPECTED ACTUAL
+expect_ne() {
+	[[ "$2" != "$3" ]] && return 0
+	printf '%s: expected anything but [%s], got it\n' "$1" "$2" >&2
+	return 1
+}
+
+# expect_gone WHAT PID: the process has ended.
+expect_gone() {
+	alive "$2" || return 0
+	printf '%s: expected process %s to have ended, it runs\n' "$1" "$2" >&2
+	return 1
+}
+
+# expect_closed WHAT PORT: nothing listens on PORT.
+expect_closed() {
+	port_open "$2" || return 0
+	printf '%s: expected nothing to listen on port %s, something does\n' "$1" "$2" >&2
 	return 1
 }
 

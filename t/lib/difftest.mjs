@@ -2,6 +2,7 @@
 // HTTP server (llhttp), a strict parser nobody here wrote.
 //
 //   node difftest.mjs UP_PORT SM_PORT SEED SESSIONS [CONCURRENCY]
+//   node difftest.mjs UP_PORT SM_PORT raw METRICS_PORT < CASES.json
 //
 // It runs the application (node's http server, on a port of its own) behind a recorder on
 // UP_PORT that copies every byte both ways, so that what went between sidemeter and the
@@ -13,12 +14,21 @@
 // from each response's 'finish'), what the clients parsed, the sessions whose bytes differ
 // between the client and the application in either direction, and totals.  The caller
 // compares node's and the clients' counts with sidemeter's /metrics.
+//
+// In raw mode it reads a JSON list of {name, bytes} (a latin1 string each) and sends each on
+// a connection of its own, one after the other; for each it prints one JSON line: whether
+// the bytes arrived unchanged both ways, node's status line(s), and what moved on
+// sidemeter's /metrics meanwhile (requests by method and code, incomplete and opaque by
+// reason).
+import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 
+const rawMode = process.argv[4] === 'raw';
 const [upPort, smPort, seed, sessions, conc = '8'] = process.argv.slice(2).map(Number);
-if (!upPort || !smPort || !Number.isFinite(seed) || !sessions) {
-	console.error('usage: difftest.mjs UP_PORT SM_PORT SEED SESSIONS [CONCURRENCY]');
+if (!upPort || !smPort || (!rawMode && (!Number.isFinite(seed) || !sessions))) {
+	console.error('usage: difftest.mjs UP_PORT SM_PORT SEED SESSIONS [CONCURRENCY]\n' +
+		'       difftest.mjs UP_PORT SM_PORT raw METRICS_PORT < CASES.json');
 	process.exit(2);
 }
 
@@ -124,12 +134,14 @@ app.on('clientError', (err, sock) => {
 // ---- the recorder between sidemeter and the application ------------------------------
 
 const recorded = new Map();	// session id -> { c2u: [Buffer], u2c: [Buffer] }
+const recorderTaps = [];	// raw mode: told of every new recorded connection
 let recorderConns = 0;
 
 function recorder(appPort) {
 	return net.createServer({ allowHalfOpen: true }, (down) => {
 		recorderConns++;
 		const rec = { c2u: [], u2c: [], id: null };
+		for (const tap of recorderTaps) tap(rec);
 		const up = net.connect({ port: appPort, host: '127.0.0.1', allowHalfOpen: true });
 		down.on('data', (d) => {
 			rec.c2u.push(d);
@@ -363,8 +375,64 @@ function session(r, sid) {
 
 // ---- the run --------------------------------------------------------------------------
 
+// ---- raw mode ---------------------------------------------------------------------------
+
+// sidemeter's families that say what happened to a request, as "family label" -> value
+async function outcomes(metricsPort) {
+	const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+	const o = {};
+	for (const line of text.split('\n')) {
+		let m = /^sidemeter_http_requests_total\{method="([^"]*)",code="([^"]*)",route="[^"]*"\} (\d+)$/.exec(line);
+		if (m) { o[`${m[1]} ${m[2]}`] = (o[`${m[1]} ${m[2]}`] || 0) + Number(m[3]); continue; }
+		m = /^sidemeter_(http_requests_incomplete|opaque_connections)_total\{reason="([^"]*)"\} (\d+)$/.exec(line);
+		if (m) o[`${m[1] === 'opaque_connections' ? 'opaque' : 'incomplete'}:${m[2]}`] = Number(m[3]);
+	}
+	return o;
+}
+
+function rawCase(bytes) {
+	return new Promise((resolve) => {
+		const sent = Buffer.from(bytes, 'latin1');
+		const recv = [];
+		const sock = net.connect({ port: smPort, host: '127.0.0.1', allowHalfOpen: true });
+		let idle;
+		const done = () => { clearTimeout(idle); sock.destroy(); resolve({ sent, recv: Buffer.concat(recv) }); };
+		const quiet = () => { clearTimeout(idle); idle = setTimeout(done, 400); };
+		sock.on('connect', () => { sock.write(sent); quiet(); });
+		sock.on('data', (d) => { recv.push(d); quiet(); });
+		sock.on('end', done);
+		sock.on('error', done);
+	});
+}
+
+async function runRaw(metricsPort) {
+	const cases = JSON.parse(fs.readFileSync(0, 'utf8'));
+	for (const c of cases) {
+		const before = await outcomes(metricsPort);
+		const seen = [];
+		const tap = (rec) => seen.push(rec);
+		recorderTaps.push(tap);
+		const got = await rawCase(c.bytes);
+		await new Promise((done) => setTimeout(done, 200));	// the master's next drain
+		recorderTaps.splice(recorderTaps.indexOf(tap), 1);
+		const after = await outcomes(metricsPort);
+		const moved = {};
+		for (const k of Object.keys(after))
+			if (after[k] !== (before[k] || 0)) moved[k] = after[k] - (before[k] || 0);
+		const c2u = Buffer.concat(seen.flatMap((r) => r.c2u)), u2c = Buffer.concat(seen.flatMap((r) => r.u2c));
+		const status = got.recv.toString('latin1').split('\r\n').filter((l) => /^HTTP\/1\.\d \d{3}/.test(l));
+		console.log(JSON.stringify({ name: c.name, bytes_to_app: c2u.equals(got.sent),
+			bytes_to_client: u2c.equals(got.recv), node: status, sidemeter: moved }));
+	}
+	process.exit(0);
+}
+
 app.listen(0, '127.0.0.1', () => {
 	const rec = recorder(app.address().port);
+	if (rawMode) {
+		rec.listen(upPort, '127.0.0.1', () => runRaw(Number(process.argv[5])));
+		return;
+	}
 	rec.listen(upPort, '127.0.0.1', async () => {
 		const r = rng(seed);
 		const seeds = Array.from({ length: sessions }, (_, i) => i);
