@@ -15,8 +15,8 @@
 // between the client and the application in either direction, and totals.  The caller
 // compares node's and the clients' counts with sidemeter's /metrics.
 //
-// In raw mode it reads a JSON list of {name, bytes} (a latin1 string each) and sends each on
-// a connection of its own, one after the other; for each it prints one JSON line: whether
+// In raw mode it reads a JSON list of {name, bytes[, end]} (bytes: a latin1 string; end:
+// "fin" to half-close after them, "close" to close and read nothing more) and sends each on a connection of its own, one after the other; for each it prints one JSON line: whether
 // the bytes arrived unchanged both ways, node's status line(s), and what moved on
 // sidemeter's /metrics meanwhile (requests by method and code, incomplete and opaque by
 // reason).
@@ -390,7 +390,7 @@ async function outcomes(metricsPort) {
 	return o;
 }
 
-function rawCase(bytes) {
+function rawCase(bytes, end) {
 	return new Promise((resolve) => {
 		const sent = Buffer.from(bytes, 'latin1');
 		const recv = [];
@@ -398,7 +398,12 @@ function rawCase(bytes) {
 		let idle;
 		const done = () => { clearTimeout(idle); sock.destroy(); resolve({ sent, recv: Buffer.concat(recv) }); };
 		const quiet = () => { clearTimeout(idle); idle = setTimeout(done, 400); };
-		sock.on('connect', () => { sock.write(sent); quiet(); });
+		sock.on('connect', () => {
+			sock.write(sent);
+			if (end === 'fin') sock.end();
+			if (end === 'close') sock.end(done);	// gone once its FIN is out: reads nothing more
+			quiet();
+		});
 		sock.on('data', (d) => { recv.push(d); quiet(); });
 		sock.on('end', done);
 		sock.on('error', done);
@@ -412,7 +417,7 @@ async function runRaw(metricsPort) {
 		const seen = [];
 		const tap = (rec) => seen.push(rec);
 		recorderTaps.push(tap);
-		const got = await rawCase(c.bytes);
+		const got = await rawCase(c.bytes, c.end);
 		await new Promise((done) => setTimeout(done, 200));	// the master's next drain
 		recorderTaps.splice(recorderTaps.indexOf(tap), 1);
 		const after = await outcomes(metricsPort);
@@ -420,9 +425,13 @@ async function runRaw(metricsPort) {
 		for (const k of Object.keys(after))
 			if (after[k] !== (before[k] || 0)) moved[k] = after[k] - (before[k] || 0);
 		const c2u = Buffer.concat(seen.flatMap((r) => r.c2u)), u2c = Buffer.concat(seen.flatMap((r) => r.u2c));
-		const status = got.recv.toString('latin1').split('\r\n').filter((l) => /^HTTP\/1\.\d \d{3}/.test(l));
+		// the bodies here are runs of one letter: a status line cannot hide in them
+		const status = [...got.recv.toString('latin1').matchAll(/HTTP\/1\.\d \d{3} [^\r]*/g)].map((m) => m[0]);
 		console.log(JSON.stringify({ name: c.name, bytes_to_app: c2u.equals(got.sent),
-			bytes_to_client: u2c.equals(got.recv), node: status, sidemeter: moved }));
+			// a client that left gets what came before it left, nothing else
+			bytes_to_client: c.end === 'close' ? u2c.subarray(0, got.recv.length).equals(got.recv) :
+				u2c.equals(got.recv),
+			node: status, sidemeter: moved }));
 	}
 	process.exit(0);
 }
