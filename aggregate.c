@@ -226,6 +226,12 @@ void aggregate_pool(struct pool_view *pv)
 		const struct shm_scoreboard *sb = &shm_stats_slot(agg.ag_shm, i)->sl_sb;
 		unsigned st = atomic_load_explicit(&sb->sb_state, memory_order_relaxed);
 
+		if (i == agg.ag_shm->sh_keeper_slot) {
+			pv->pv_keeper_pid = atomic_load_explicit(&sb->sb_pid, memory_order_relaxed);
+			pv->pv_held = atomic_load_explicit(&agg.ag_shm->sh_held, memory_order_relaxed);
+			pv->pv_active += pv->pv_held;
+			continue;	/* not a worker */
+		}
 		if (st >= WORKER_STATE_MAX)
 			continue;
 		pv->pv_state[st]++;
@@ -288,6 +294,14 @@ uint64_t aggregate_total(enum metric_id id, const uint64_t ctr[CTR_MAX])
 		return agg.ag_shm->sh_restarts;
 	case METRIC_RING_DROPPED:
 		return ctr[CTR_RING_DROPPED];
+	case METRIC_PARKED:
+		return atomic_load_explicit(&agg.ag_shm->sh_held, memory_order_relaxed);
+	case METRIC_PARKS:
+		return ctr[CTR_PARKS];
+	case METRIC_UNPARKS:
+		return ctr[CTR_UNPARKS];
+	case METRIC_PARK_REFUSED:
+		return ctr[CTR_PARK_REFUSED];
 	case METRIC_LINES_SKIPPED:
 		return agg.ag_shm->sh_lines_skipped;
 	default:

@@ -27,7 +27,7 @@ struct option_def {
 };
 
 static option_setter set_listen, set_upstream, set_metrics, set_uint, set_duration,
-    set_mode, set_format, set_route, set_buckets, set_max_workers;
+    set_mode, set_format, set_route, set_buckets, set_max_workers, set_max_parked;
 
 #define F(field) offsetof(struct config, field)
 #define HOUR (3600 * 1000LL)
@@ -71,6 +71,10 @@ static const struct option_def options[] = {
 	  "on TERM, in-flight exchanges get this long to finish" },
 	{ "heartbeat-timeout", "SECONDS", "10", set_duration, F(cf_heartbeat_ms), 2000, HOUR,
 	  "a worker silent this long is killed and replaced" },
+	{ "park-after", "SECONDS", "0.005", set_duration, F(cf_park_after_ms), 1, 10 * 1000,
+	  "a connection that says nothing this long waits in the keeper, not in a worker" },
+	{ "max-parked", "N|auto", "auto", set_max_parked, 0, 0, CONFIG_MAX_PARKED,
+	  "connections the keeper holds at most; 0: no keeper (auto: what the descriptor limit allows)" },
 	{ "pool-idle-timeout", "SECONDS", "30", set_duration, F(cf_idle_worker_ms), 1, 24 * HOUR,
 	  "a worker above the minimum, idle this long, retires" },
 	{ "max-routes", "N", "100", set_uint, F(cf_max_routes), 1, CONFIG_MAX_ROUTES,
@@ -155,6 +159,22 @@ static int set_uint(struct config *cf, const struct option_def *od, const char *
 	if (parse_uint(v, od->od_min, od->od_max, &n, err, len) == -1)
 		return -1;
 	*(unsigned *)(void *)((char *)cf + od->od_offset) = (unsigned)n;
+	return 0;
+}
+
+static int set_max_parked(struct config *cf, const struct option_def *od, const char *v,
+    char *err, size_t len)
+{
+	int64_t n;
+
+	if (strcmp(v, "auto") == 0) {
+		cf->cf_max_parked_auto = 1;
+		return 0;
+	}
+	if (parse_uint(v, od->od_min, od->od_max, &n, err, len) == -1)
+		return -1;
+	cf->cf_max_parked_auto = 0;
+	cf->cf_max_parked = (unsigned)n;
 	return 0;
 }
 
@@ -550,6 +570,10 @@ void config_print(const struct config *cf, int fd)
 			    *(const unsigned *)(const void *)((const char *)cf + od->od_offset));
 		else if (od->od_set == set_max_workers)
 			snprintf(val, sizeof(val), "%u", cf->cf_max_workers);
+		else if (od->od_set == set_max_parked && cf->cf_max_parked_auto)
+			snprintf(val, sizeof(val), "auto");
+		else if (od->od_set == set_max_parked)
+			snprintf(val, sizeof(val), "%u", cf->cf_max_parked);
 		else if (od->od_set == set_duration)
 			print_duration(val, sizeof(val),
 			    *(const int64_t *)(const void *)((const char *)cf + od->od_offset));

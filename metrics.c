@@ -586,6 +586,8 @@ void metrics_render_stats(struct buf *b)
 	}
 	buf_append(b, "]", 1);
 
+	buf_printf(b, ",\"keeper\":{\"pid\":%d,\"held\":%u,\"max\":%u}", pv.pv_keeper_pid,
+	    pv.pv_held, agg.ag_shm->sh_max_parked);
 	buf_printf(b, ",\"workers\":{\"live\":%u,\"busy\":%u,\"idle\":%u,\"slots\":[", pv.pv_live,
 	    pv.pv_state[WORKER_BUSY], pv.pv_state[WORKER_IDLE]);
 	for (i = 0, k = 0; i < agg.ag_nslots; i++) {
@@ -597,9 +599,10 @@ void metrics_render_stats(struct buf *b)
 
 		if (st == WORKER_FREE || st >= WORKER_STATE_MAX)
 			continue;
-		buf_printf(b, "%s{\"slot\":%u,\"pid\":%d,\"state\":\"%s\",\"generation\":%u,"
+		buf_printf(b, "%s{\"slot\":%u,\"role\":\"%s\",\"pid\":%d,\"state\":\"%s\",\"generation\":%u,"
 		    "\"conns\":%llu,\"requests\":%llu,\"conn_s\":%.3f,\"request_s\":%.3f,"
 		    "\"heartbeat_s\":%.3f}", k++ ? "," : "", i,
+		    i == agg.ag_shm->sh_keeper_slot ? "keeper" : "worker",
 		    (int)atomic_load_explicit(&sb->sb_pid, memory_order_relaxed), worker_state_names[st],
 		    atomic_load_explicit(&sb->sb_generation, memory_order_relaxed),
 		    (unsigned long long)atomic_load_explicit(&sb->sb_conns, memory_order_relaxed),

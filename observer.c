@@ -963,3 +963,84 @@ void observer_status(const struct observer *ob, struct obs_status *st)
 		st->st_oldest = ex_get(ob, 0)->ex_req_start;
 	st->st_closing = ob->ob_closing;
 }
+
+/* ---- parking ---- */
+
+int observer_parkable(const struct observer *ob)
+{
+	const struct obs_side *req = &ob->ob_side[OBS_REQ], *resp = &ob->ob_side[OBS_RESP];
+	const struct obs_exchange *ex;
+
+	if (ob->ob_mode != OBS_HTTP || ob->ob_closing || ob->ob_lost || req->os_ended ||
+	    resp->os_ended || resp->os_state != S_START)
+		return 0;
+	if (ob->ob_n == 0)
+		return req->os_state == S_START;
+	if (ob->ob_n != 1)
+		return 0;
+	ex = ex_get(ob, 0);
+	return !(ex->ex_flags & EX_HEAD_DONE) &&
+	    (req->os_state == S_LINE || req->os_state == S_HEADERS);
+}
+
+size_t observer_save(const struct observer *ob, struct obs_saved *sv, const char **line)
+{
+	int d;
+
+	memset(sv, 0, sizeof(*sv));
+	sv->sv_requests = ob->ob_requests;
+	sv->sv_n = (uint8_t)ob->ob_n;
+	sv->sv_closing = (uint8_t)ob->ob_closing;
+	sv->sv_resp_seen = (uint8_t)ob->ob_resp_seen;
+	if (ob->ob_n == 1)
+		sv->sv_ex = *ex_get(ob, 0);
+	for (d = 0; d < 2; d++)
+		memcpy(sv->sv_side[d], &ob->ob_side[d], OBS_SIDE_SCALARS);
+	*line = ob->ob_side[OBS_REQ].os_line;
+	return ob->ob_side[OBS_REQ].os_linelen;
+}
+
+int observer_restore(struct observer *ob, const struct obs_ops *ops, void *ctx,
+    const struct obs_saved *sv, const char *line, size_t linelen, unsigned route)
+{
+	struct obs_side side[2];
+	int d;
+
+	observer_init(ob, ops, ctx);
+	for (d = 0; d < 2; d++)
+		memcpy(&side[d], sv->sv_side[d], OBS_SIDE_SCALARS);
+	/* Only what observer_parkable() lets go: anything else is not a saved state. */
+	if (sv->sv_n > 1 || side[OBS_RESP].os_state != S_START ||
+	    (sv->sv_n == 0 && side[OBS_REQ].os_state != S_START) ||
+	    (sv->sv_n == 1 && side[OBS_REQ].os_state != S_LINE &&
+	     side[OBS_REQ].os_state != S_HEADERS) ||
+	    side[OBS_REQ].os_linelen != linelen || linelen > OBS_LINE_MAX ||
+	    side[OBS_RESP].os_linelen != 0)
+		return -1;
+	ob->ob_requests = sv->sv_requests;
+	ob->ob_closing = sv->sv_closing;
+	ob->ob_resp_seen = sv->sv_resp_seen;
+	for (d = 0; d < 2; d++)
+		memcpy(&ob->ob_side[d], &side[d], OBS_SIDE_SCALARS);
+	memcpy(ob->ob_side[OBS_REQ].os_line, line, linelen);
+	if (sv->sv_n == 1) {
+		ob->ob_n = 1;
+		ob->ob_fifo[0] = sv->sv_ex;
+		ob->ob_fifo[0].ex_route = (uint16_t)route;
+	}
+	return 0;
+}
+
+int observer_route(const struct observer *ob, unsigned *route)
+{
+	const struct obs_exchange *ex;
+
+	if (ob->ob_n == 0)
+		return 0;
+	ex = ex_get(ob, ob->ob_n - 1);
+	/* The request line is in once the side has moved on to the headers. */
+	if (ob->ob_side[OBS_REQ].os_state == S_LINE && !(ex->ex_flags & EX_HEAD_DONE))
+		return 0;
+	*route = ex->ex_route;
+	return 1;
+}

@@ -58,6 +58,22 @@ int relay_pending(const struct relay *rl, int dir)
 	return dir_pending(&rl->rl_dir[dir]);
 }
 
+int relay_quiet(const struct relay *rl)
+{
+	int d;
+
+	for (d = 0; d < 2; d++)
+		if (dir_pending(&rl->rl_dir[d]) || rl->rl_dir[d].rd_eof || rl->rl_dir[d].rd_shut)
+			return 0;
+	return 1;
+}
+
+void relay_set_ticks(struct relay *rl, int client_ms, int upstream_ms)
+{
+	rl->rl_tick_ms[RELAY_CLIENT] = client_ms;
+	rl->rl_tick_ms[RELAY_UPSTREAM] = upstream_ms;
+}
+
 /* A write that moved nothing (n <= 0): 1 to try again (a signal), 0 when the destination
  * is full, -1 on error. */
 static int write_stalled(ssize_t n)
@@ -211,6 +227,7 @@ void relay_init(struct relay *rl, int client_fd, int upstream_fd, int watch,
 	rl->rl_ops = ops;
 	rl->rl_ctx = ctx;
 	rl->rl_first_eof = -1;
+	rl->rl_tick_ms[0] = rl->rl_tick_ms[1] = RELAY_TICK_MS;
 }
 
 enum close_reason relay_pump(struct relay *rl)
@@ -233,13 +250,13 @@ enum close_reason relay_pump(struct relay *rl)
 			return (enum close_reason)(stop - 1);
 
 		/* Who speaks next is known, nothing waits to be written, and no deadline falls
-		 * within the read's tick: read that side without a poll.  A read that waited a
+		 * within the read's tick (that socket's SO_RCVTIMEO): read that side without a poll.  A read that waited a
 		 * whole tick is followed by a poll of both sides, so that whatever the other
 		 * side did (an unexpected close) is seen within a tick. */
 		d = plan.rp_expect;
 		if (d >= 0 && polled && !dir_pending(&rl->rl_dir[d]) && !rl->rl_dir[d].rd_eof &&
 		    !dir_pending(&rl->rl_dir[!d]) &&
-		    plan.rp_deadline - now > (int64_t)RELAY_TICK_MS * NS_PER_MS) {
+		    plan.rp_deadline - now > (int64_t)rl->rl_tick_ms[d] * NS_PER_MS) {
 			stop = read_dir(rl, d, now, 1, plan.rp_unseen[d]);
 			if (stop == READ_TIMED_OUT) {
 				polled = 0;

@@ -304,10 +304,9 @@ void route_attach(struct shm_slot *sl, unsigned max_routes)
 	}
 }
 
-static unsigned name_and_add(const struct config *cf, const char *target, size_t len)
+/* The index of a route name in this slot's table, added if it is new. */
+static unsigned intern(const char *name, size_t n)
 {
-	char name[SHM_ROUTE_LEN];
-	size_t n = route_name(cf, target, len, name, sizeof(name));
 	unsigned at;
 	int found, idx;
 
@@ -321,6 +320,28 @@ static unsigned name_and_add(const struct config *cf, const char *target, size_t
 		return SHM_ROUTE_OTHER;
 	route_hash[at] = (uint16_t)(idx + 1);
 	return (unsigned)idx;
+}
+
+static unsigned name_and_add(const struct config *cf, const char *target, size_t len)
+{
+	char name[SHM_ROUTE_LEN];
+
+	return intern(name, route_name(cf, target, len, name, sizeof(name)));
+}
+
+unsigned route_intern(const char *name)
+{
+	size_t n = strnlen(name, SHM_ROUTE_LEN);
+
+	return n == SHM_ROUTE_LEN ? SHM_ROUTE_OTHER : intern(name, n);
+}
+
+const char *route_text(unsigned route)
+{
+	if (route == SHM_ROUTE_OTHER ||
+	    route >= atomic_load_explicit(&route_slot->sl_nroutes, memory_order_relaxed))
+		return "";
+	return route_slot->sl_routes[route];
 }
 
 unsigned route_index(const struct config *cf, const char *target, size_t len)

@@ -1,6 +1,7 @@
 /* server.c: main and the master.  The master binds the listen socket once, maps the shared
- * memory, forks the workers, and then runs one loop: wait with a deadline; then reap, stop,
- * rotate, resize, respawn, drain, dump, in that order.  Signal handlers only set flags. */
+ * memory, makes the keeper's two channels, forks the keeper and the workers, and then runs
+ * one loop: wait with a deadline; then reap, stop, rotate, resize, respawn, drain, dump, in
+ * that order.  Signal handlers only set flags. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,9 +19,11 @@
 #include "clock.h"
 #include "config.h"
 #include "dump.h"
+#include "keeper.h"
 #include "log.h"
 #include "metrics.h"
 #include "net.h"
+#include "relay.h"
 #include "shm_stats.h"
 #include "worker.h"
 
@@ -30,6 +34,8 @@
 #define CRASH_FREE 20		/* ... are respawned at once up to this many, then backed off */
 #define BACKOFF_MAX_MS 5000
 #define RAMP_MAX 32		/* workers forked in one tick when none is idle */
+#define KEEPER_FIRST_MS 2000	/* at a stop, the keeper's time to leave before the workers */
+#define CHANNEL_BUF (4 << 20)	/* socket buffer asked for each keeper channel */
 
 /* The master's own view of a slot (the shared scoreboard is the workers' view). */
 struct master_slot {
@@ -51,6 +57,11 @@ static struct master {
 	char m_exe[PATH_MAX];		/* the binary to run again on USR2 */
 	char **m_argv;
 	int m_alive_r, m_alive_w;	/* workers hold the read end; EOF = master gone */
+	int m_park[2];			/* workers write [0], the keeper reads [1] */
+	int m_back[2];			/* the keeper writes [0], workers read [1] */
+	int m_keeper_on;		/* http mode and --max-parked > 0 */
+	unsigned m_keeper;		/* the keeper's slot */
+	int64_t m_keeper_gone_by;	/* at a stop: workers are told to leave then at the latest */
 	int m_sig_r, m_sig_w;		/* self-pipe: a signal wakes the poll */
 	struct shm_header *m_shm;
 	unsigned m_nslots;
@@ -171,18 +182,15 @@ static unsigned sb_state(unsigned i)
 	return atomic_load_explicit(&sb_of(i)->sb_state, memory_order_relaxed);
 }
 
-static int spawn(int64_t now)
+/* Fork a child into slot i: a worker, or the keeper.  0, or -1 if fork failed. */
+static int fork_into(unsigned i, int64_t now)
 {
 	struct shm_scoreboard *sb;
 	struct worker_env env;
+	struct keeper_env kenv;
 	sigset_t all, old;
-	unsigned i;
 	pid_t pid;
 
-	for (i = 0; i < m.m_nslots && m.m_slots[i].ms_pid != 0; i++)
-		;
-	if (i == m.m_nslots)
-		return -1;
 	sb = sb_of(i);
 	atomic_store_explicit(&sb->sb_pid, 0, memory_order_relaxed);
 	atomic_store_explicit(&sb->sb_generation, m.m_gen, memory_order_relaxed);
@@ -195,8 +203,17 @@ static int spawn(int64_t now)
 
 	env.we_listen_fd = m.m_listen_fd;
 	env.we_alive_fd = m.m_alive_r;
+	env.we_park_fd = m.m_park[0];
+	env.we_back_fd = m.m_back[1];
+	env.we_keeper = m.m_keeper_on;
+	env.we_client_tick_ms = m.m_keeper_on ? (int)cfg.cf_park_after_ms : RELAY_TICK_MS;
 	env.we_shm = m.m_shm;
 	env.we_slot = i;
+	kenv.ke_park_fd = m.m_park[1];
+	kenv.ke_back_fd = m.m_back[0];
+	kenv.ke_alive_fd = m.m_alive_r;
+	kenv.ke_shm = m.m_shm;
+	kenv.ke_slot = i;
 
 	/* The child must not run our handlers before it has installed its own. */
 	sigfillset(&all);
@@ -211,6 +228,10 @@ static int spawn(int64_t now)
 		if (m.m_shm_fd >= 0)
 			close(m.m_shm_fd);	/* the mapping stays; the descriptor is the master's */
 		dump_forget();
+		if (i == m.m_keeper) {
+			close(m.m_listen_fd);	/* the keeper never accepts */
+			keeper_run(&kenv);
+		}
 		worker_run(&env);
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
@@ -224,6 +245,18 @@ static int spawn(int64_t now)
 	m.m_slots[i].ms_gen = m.m_gen;
 	m.m_slots[i].ms_forked = now;
 	return 0;
+}
+
+/* A worker into the first free slot (the keeper's is not one). */
+static int spawn(int64_t now)
+{
+	unsigned i;
+
+	for (i = 0; i < m.m_nslots && (m.m_slots[i].ms_pid != 0 || i == m.m_keeper); i++)
+		;
+	if (i == m.m_nslots)
+		return -1;
+	return fork_into(i, now);
 }
 
 static void tell_to_leave(unsigned i, int64_t now)
@@ -266,6 +299,29 @@ static void note_crash(int64_t now)
 	}
 }
 
+/* The keeper ended.  What it held ended with it: each connection is counted as aborted, and
+ * each request head in progress as cut short, in its slot (which has no writer now). */
+static void keeper_reaped(int status, const char *how, int64_t now)
+{
+	struct shm_slot *sl = shm_stats_slot(m.m_shm, m.m_keeper);
+	uint32_t held = atomic_load_explicit(&m.m_shm->sh_held, memory_order_relaxed);
+	uint32_t heads = atomic_load_explicit(&m.m_shm->sh_held_requests, memory_order_relaxed);
+	struct master_slot *ms = &m.m_slots[m.m_keeper];
+
+	shm_stats_add(sl, CTR_CLOSE + CLOSE_ABORTED, held);
+	shm_stats_add(sl, CTR_INCOMPLETE + INCOMPLETE_ABORTED, heads);
+	atomic_store_explicit(&m.m_shm->sh_held, 0, memory_order_relaxed);
+	atomic_store_explicit(&m.m_shm->sh_held_requests, 0, memory_order_relaxed);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && !ms->ms_killed)
+		return;
+	log_warnx("the keeper (pid %ld) %s%s; %u connections it held are lost",
+	    (long)ms->ms_pid, how, ms->ms_leaving || m.m_stopping ? " while leaving" : "", held);
+	if (ms->ms_leaving || m.m_stopping)
+		return;
+	m.m_shm->sh_restarts++;
+	note_crash(now);
+}
+
 /* Book a child's end: say how it ended, count a restart when it was not planned, and free
  * its slot. */
 static void reaped(pid_t pid, int status, int64_t now)
@@ -290,7 +346,9 @@ static void reaped(pid_t pid, int status, int64_t now)
 	else
 		snprintf(how, sizeof(how), "ended (status 0x%x)", (unsigned)status);
 
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && !ms->ms_killed) {
+	if (i == m.m_keeper) {
+		keeper_reaped(status, how, now);
+	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && !ms->ms_killed) {
 		/* a planned end: asked to leave, or the master's pipe looked closed */
 	} else if ((ms->ms_leaving || m.m_stopping) && !ms->ms_wedged) {
 		log_warnx("worker %u (pid %ld) %s while leaving", i, (long)pid, how);
@@ -336,7 +394,7 @@ static void start_failed(void)
 		struct master_slot *ms = &m.m_slots[i];
 
 		if (ms->ms_pid && ms->ms_ready && !ms->ms_leaving && ms->ms_gen != m.m_gen &&
-		    (!found || ms->ms_gen > gen)) {
+		    i != m.m_keeper && (!found || ms->ms_gen > gen)) {
 			gen = ms->ms_gen;
 			found = 1;
 		}
@@ -400,12 +458,15 @@ static void pool(int64_t now)
 		st = sb_state(i);
 		hb = atomic_load_explicit(&sb->sb_heartbeat, memory_order_relaxed);
 		if (!ms->ms_killed && !ms->ms_foreign && now - hb > hb_limit) {
-			log_warnx("worker %u (pid %ld) silent for %.1fs: killing it", i,
-			    (long)ms->ms_pid, (double)(now - hb) / 1e9);
+			log_warnx("%s %u (pid %ld) silent for %.1fs: killing it",
+			    i == m.m_keeper ? "keeper" : "worker", i, (long)ms->ms_pid,
+			    (double)(now - hb) / 1e9);
 			ms->ms_killed = ms->ms_wedged = 1;
 			kill(ms->ms_pid, SIGKILL);
 			continue;
 		}
+		if (i == m.m_keeper)
+			continue;	/* not a worker: no generation, no pool */
 		if (ms->ms_leaving) {
 			if (now >= ms->ms_kill_at && !ms->ms_killed) {
 				log_warnx("worker %u (pid %ld) still busy after --drain-timeout: killing it",
@@ -430,10 +491,11 @@ static void pool(int64_t now)
 		idle += st == WORKER_IDLE;
 	}
 
-	/* Older generations leave once the current one can take the load. */
+	/* Older generations leave once the current one can take the load.  The keeper stays:
+	 * what it holds goes to the new generation. */
 	if (ready >= m.m_target || (cur > 0 && ready == cur && starting == 0))
 		for (i = 0; i < m.m_nslots; i++)
-			if (m.m_slots[i].ms_pid && m.m_slots[i].ms_gen != m.m_gen)
+			if (m.m_slots[i].ms_pid && m.m_slots[i].ms_gen != m.m_gen && i != m.m_keeper)
 				tell_to_leave(i, now);
 
 	/* Shrink: idle workers above the target retire once idle long enough (at once after
@@ -442,7 +504,7 @@ static void pool(int64_t now)
 		struct master_slot *ms = &m.m_slots[i];
 
 		if (ms->ms_pid == 0 || ms->ms_leaving || ms->ms_gen != m.m_gen ||
-		    sb_state(i) != WORKER_IDLE)
+		    sb_state(i) != WORKER_IDLE || i == m.m_keeper)
 			continue;
 		if (m.m_shrink_now == 0 &&
 		    now - atomic_load_explicit(&sb_of(i)->sb_last_busy, memory_order_relaxed) < idle_limit)
@@ -469,6 +531,10 @@ static void pool(int64_t now)
 		want = cfg.cf_max_workers - cur;
 	if (now < m.m_respawn_at)
 		return;
+	if (m.m_keeper_on && m.m_slots[m.m_keeper].ms_pid == 0 && !m.m_stopping &&
+	    fork_into(m.m_keeper, now) == 0)
+		log_info("keeper started (pid %ld), holding at most %u connections",
+		    (long)m.m_slots[m.m_keeper].ms_pid, m.m_shm->sh_max_parked);
 	while (want-- > 0)
 		if (spawn(now) == -1)
 			break;
@@ -507,9 +573,17 @@ static void stop(int64_t now, int again)
 		m.m_drain_at = m.m_kill_at = now;
 	}
 	if (!m.m_quit_sent && now >= m.m_drain_at) {
-		m.m_quit_sent = 1;
-		for (i = 0; i < m.m_nslots; i++)
-			tell_to_leave(i, now);
+		/* The keeper goes first: it closes the idle connections it holds and hands the
+		 * ones in a request head back to workers that still take them. */
+		if (m.m_slots[m.m_keeper].ms_pid && !m.m_slots[m.m_keeper].ms_leaving) {
+			tell_to_leave(m.m_keeper, now);
+			m.m_keeper_gone_by = now + KEEPER_FIRST_MS * NS_PER_MS;
+		}
+		if (m.m_slots[m.m_keeper].ms_pid == 0 || now >= m.m_keeper_gone_by) {
+			m.m_quit_sent = 1;
+			for (i = 0; i < m.m_nslots; i++)
+				tell_to_leave(i, now);
+		}
 	}
 	if (m.m_quit_sent && now >= m.m_kill_at) {
 		for (i = 0; i < m.m_nslots; i++)
@@ -589,7 +663,8 @@ static int check_binary(void)
 
 static void set_inheritable(int on)
 {
-	int fds[] = { m.m_listen_fd, m.m_metrics_fd, m.m_alive_r, m.m_alive_w, m.m_shm_fd };
+	int fds[] = { m.m_listen_fd, m.m_metrics_fd, m.m_alive_r, m.m_alive_w, m.m_shm_fd,
+		m.m_park[0], m.m_park[1], m.m_back[0], m.m_back[1] };
 	size_t i;
 
 	for (i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
@@ -614,8 +689,9 @@ static void reexec(void)
 	}
 	if (check_binary() == -1)
 		return;
-	n = (size_t)snprintf(env, sizeof(env), "listen=%d metrics=%d alive=%d,%d shm=%d gen=%u workers=",
-	    m.m_listen_fd, m.m_metrics_fd, m.m_alive_r, m.m_alive_w, m.m_shm_fd, m.m_gen);
+	n = (size_t)snprintf(env, sizeof(env), "listen=%d metrics=%d alive=%d,%d shm=%d gen=%u "
+	    "park=%d,%d back=%d,%d workers=", m.m_listen_fd, m.m_metrics_fd, m.m_alive_r,
+	    m.m_alive_w, m.m_shm_fd, m.m_gen, m.m_park[0], m.m_park[1], m.m_back[0], m.m_back[1]);
 	for (i = 0; i < m.m_nslots && n < sizeof(env) - 64; i++) {
 		const struct master_slot *ms = &m.m_slots[i];
 
@@ -673,6 +749,8 @@ static void master_loop(void)
 		wake = earliest(wake, m.m_next_tick);
 		if (m.m_stopping)
 			wake = earliest(wake, m.m_quit_sent ? m.m_kill_at : m.m_drain_at);
+		if (m.m_stopping && !m.m_quit_sent && m.m_keeper_gone_by)
+			wake = earliest(wake, m.m_keeper_gone_by);
 		if (m.m_respawn_at > now)
 			wake = earliest(wake, m.m_respawn_at);
 		pfd[0].fd = m.m_sig_r;
@@ -755,24 +833,77 @@ static void bind_listen(void)
 	m.m_listen_fd = net_listen(&cfg.cf_listen, (int)cfg.cf_backlog, err, sizeof(err));
 	if (m.m_listen_fd == -1)
 		fatalx("%s", err);
-#if defined(__linux__)
-	/* Idle workers wake from accept() every second (see worker.c).  Accepted sockets
-	 * inherit this tick, which the relay's blocking reads rely on, and TCP_NODELAY. */
-	if (net_set_rcvtimeo(m.m_listen_fd, 1000) == -1)
-		fatal("setsockopt SO_RCVTIMEO on %s", cfg.cf_listen.na_text);
-	net_set_nodelay(m.m_listen_fd);
-#else
+	/* Workers wait for it in epoll or poll and accept without blocking (worker.c). */
 	if (net_set_nonblock(m.m_listen_fd, 1) == -1)
 		fatal("fcntl O_NONBLOCK on %s", cfg.cf_listen.na_text);
+#if defined(__linux__)
+	/* Accepted sockets inherit this tick, which the relay's blocking reads of the client
+	 * rely on: --park-after with a keeper (the read that waits that long is the moment to
+	 * hand the connection over), else a second.  And TCP_NODELAY. */
+	if (net_set_rcvtimeo(m.m_listen_fd, m.m_keeper_on ? (int)cfg.cf_park_after_ms :
+	    RELAY_TICK_MS) == -1)
+		fatal("setsockopt SO_RCVTIMEO on %s", cfg.cf_listen.na_text);
+	net_set_nodelay(m.m_listen_fd);
 #endif
+}
+
+/* The keeper's two channels: SOCK_SEQPACKET, so that a message and its descriptors travel
+ * whole, from many writers to one reader or from one writer to many readers. */
+static void make_channels(void)
+{
+	int *pairs[2] = { m.m_park, m.m_back }, p, e, size = CHANNEL_BUF;
+
+	for (p = 0; p < 2; p++) {
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, pairs[p]) == -1)
+			fatal("socketpair for the keeper");
+		for (e = 0; e < 2; e++) {
+			if (net_set_cloexec(pairs[p][e]) == -1)
+				fatal("fcntl FD_CLOEXEC");
+			/* more than the default lets a burst of hand-overs queue; less is fine */
+			(void)setsockopt(pairs[p][e], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+			(void)setsockopt(pairs[p][e], SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+		}
+	}
+}
+
+/* The descriptor limit, raised to its hard limit: the keeper holds two per connection.
+ * --max-parked auto takes what that leaves room for. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	uint64_t room;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			log_warn("setrlimit RLIMIT_NOFILE to %llu", (unsigned long long)rl.rlim_max);
+	}
+	room = 100000;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+		/* what the master and a worker need besides, and a margin for hand-overs in
+		 * flight: the keeper itself stops taking pairs FD_RESERVE short of the limit */
+		uint64_t reserve = rl.rlim_cur >= 1024 ? 256 : rl.rlim_cur / 4 > 64 ? rl.rlim_cur / 4 : 64;
+
+		room = rl.rlim_cur > reserve ? (rl.rlim_cur - reserve) / 2 : 0;
+	}
+	if (room > 100000)
+		room = 100000;
+	if (cfg.cf_max_parked_auto) {
+		cfg.cf_max_parked = (unsigned)room;
+	} else if (cfg.cf_max_parked > room) {
+		log_warnx("--max-parked %u: the descriptor limit leaves room for %llu: using that",
+		    cfg.cf_max_parked, (unsigned long long)room);
+		cfg.cf_max_parked = (unsigned)room;
+	}
 }
 
 static void map_shm(void)
 {
 	char err[512];
 
-	/* Room for a full pool and a full pool of replacements during a rotation. */
-	m.m_nslots = 2 * cfg.cf_max_workers;
+	/* Room for a full pool and a full pool of replacements during a rotation, and the
+	 * keeper's. */
+	m.m_nslots = 2 * cfg.cf_max_workers + 1;
 	m.m_shm = shm_stats_map(m.m_nslots, &m.m_shm_fd, err, sizeof(err));
 	if (m.m_shm == NULL)
 		fatalx("%s", err);
@@ -791,8 +922,9 @@ static int inherit(int64_t now)
 
 	if (env == NULL)
 		return 0;
-	if (sscanf(env, "listen=%d metrics=%d alive=%d,%d shm=%d gen=%u", &listen_fd, &metrics_fd,
-	    &alive_r, &alive_w, &shm_fd, &gen) != 6 || (w = strstr(env, "workers=")) == NULL)
+	if (sscanf(env, "listen=%d metrics=%d alive=%d,%d shm=%d gen=%u park=%d,%d back=%d,%d",
+	    &listen_fd, &metrics_fd, &alive_r, &alive_w, &shm_fd, &gen, &m.m_park[0], &m.m_park[1],
+	    &m.m_back[0], &m.m_back[1]) != 10 || (w = strstr(env, "workers=")) == NULL)
 		fatalx("%s is malformed", INHERIT_ENV);
 	if (getsockopt(listen_fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == -1 || !accepting)
 		fatalx("%s: descriptor %d is not a listening socket", INHERIT_ENV, listen_fd);
@@ -876,6 +1008,8 @@ int main(int argc, char **argv)
 	now = clock_mono_ns();
 
 	m.m_metrics_fd = -1;
+	raise_fd_limit();
+	m.m_keeper_on = cfg.cf_mode == MODE_HTTP && cfg.cf_max_parked > 0;
 	inherited = inherit(now);
 	if (!inherited) {
 		bind_listen();
@@ -887,7 +1021,10 @@ int main(int argc, char **argv)
 			fatal("pipe");
 		m.m_alive_r = fds[0];
 		m.m_alive_w = fds[1];
+		make_channels();
 	}
+	m.m_keeper = m.m_shm->sh_keeper_slot;
+	m.m_shm->sh_max_parked = cfg.cf_max_parked;
 	aggregate_init(m.m_shm, &cfg);
 	agg.ag_listen_fd = m.m_listen_fd;
 	if (inherited) {

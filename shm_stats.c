@@ -41,6 +41,7 @@ struct shm_header *shm_stats_map(unsigned nslots, int *fd, char *err, size_t err
 	sh->sh_magic = SHM_MAGIC;
 	sh->sh_version = SHM_VERSION;
 	sh->sh_nslots = nslots;
+	sh->sh_keeper_slot = 0;
 	sh->sh_ring_cap = SHM_RING_CAP;
 	sh->sh_size = size;
 	sh->sh_slot_size = sizeof(struct shm_slot);

@@ -1,8 +1,11 @@
 /* worker.c: a worker's life: accept, connect to the application, relay one connection, and
  * end it through conn_close(), which records why it closed.  In http mode the observer sees
  * every byte on its way and turns exchanges into records; its state sets the timeouts and
- * the moments at which a leaving worker may close.  Every outcome is counted in the
- * worker's shared-memory slot; nothing here waits for the master. */
+ * the moments at which a leaving worker may close.  A connection that only waits (between
+ * exchanges, before its first byte, in a stalled request head) is handed to the keeper
+ * with its state, and one the keeper hands back is carried on as if it had never left.
+ * Every outcome is counted in the worker's shared-memory slot; nothing here waits for the
+ * master or the keeper. */
 #if defined(__linux__)
 #define _GNU_SOURCE		/* accept4 */
 #endif
@@ -15,8 +18,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#if defined(__linux__) && !defined(SIDEMETER_NO_EPOLL)
+#include <sys/epoll.h>
+#define HAVE_EPOLL 1
+#endif
+
+#include "account.h"
 #include "clock.h"
 #include "config.h"
+#include "keeper.h"
 #include "net.h"
 #include "observer.h"
 #include "relay.h"
@@ -26,6 +36,8 @@
 #define LINGER_MS 2000		/* how long a closing client may still send before we close */
 #define BACKOFF_MS 100		/* pause after an accept that failed for lack of resources */
 #define ANSWER_MS 1000		/* time given to write a 502/504 */
+#define PARK_RETRY_MS 1000	/* after the keeper had no room: keep it this long first */
+#define HANDED_OFF CLOSE_MAX	/* serve(): the connection went to the keeper */
 
 static volatile sig_atomic_t worker_quit;
 
@@ -39,6 +51,8 @@ struct conn {
 	uint32_t cn_requests;		/* exchanges reported on this connection */
 	int cn_answered;		/* we wrote an answer of our own (502/504) */
 	int cn_connect_errno;		/* why connecting failed */
+	int64_t cn_park_after;		/* no hand-off to the keeper before this */
+	int cn_slow_tick;		/* the client socket's SO_RCVTIMEO is RELAY_TICK_MS now */
 	struct relay cn_relay;
 	struct observer cn_obs;
 };
@@ -79,30 +93,6 @@ static int master_gone(int timeout_ms)
 
 /* ---- the end of a connection ---------------------------------------------------------- */
 
-static enum incomplete_reason incomplete_of(enum close_reason why)
-{
-	switch (why) {
-	case CLOSE_CLIENT_CLOSED:
-	case CLOSE_CLIENT_ERROR:
-		return INCOMPLETE_CLIENT_CLOSED;
-	case CLOSE_UPSTREAM_CLOSED:
-	case CLOSE_UPSTREAM_ERROR:
-	case CLOSE_UPSTREAM_REFUSED:
-	case CLOSE_CONNECT_TIMEOUT:
-	case CLOSE_CONNECT_ERROR:
-		return INCOMPLETE_UPSTREAM_CLOSED;
-	case CLOSE_IDLE_TIMEOUT:
-	case CLOSE_HEADER_TIMEOUT:
-	case CLOSE_BODY_TIMEOUT:
-	case CLOSE_RESPONSE_TIMEOUT:
-	case CLOSE_KEEPALIVE_TIMEOUT:
-	case CLOSE_TUNNEL_TIMEOUT:
-		return INCOMPLETE_TIMEOUT;
-	default:
-		return INCOMPLETE_ABORTED;
-	}
-}
-
 /* After an answer of ours, or when the application's side ended, the client may still be
  * sending: a plain close would reset the connection and could destroy what it was sent
  * before it read it.  A client that is gone, idle or too slow gets a plain close. */
@@ -125,13 +115,31 @@ static int lingers(const struct conn *c, enum close_reason why)
 
 /* The one way a connection ends: report what the observer still holds, close both
  * sockets, count the reason, publish a record. */
+static void books_of(const struct conn *c, struct conn_books *cb)
+{
+	memset(cb, 0, sizeof(*cb));
+	cb->cb_accepted = c->cn_accepted;
+	cb->cb_connected = c->cn_connected;
+	cb->cb_bytes[0] = c->cn_relay.rl_bytes[RELAY_C2U];
+	cb->cb_bytes[1] = c->cn_relay.rl_bytes[RELAY_U2C];
+	cb->cb_requests = c->cn_requests;
+}
+
+/* What the scoreboard says once this worker holds no connection. */
+static void sb_conn_over(int64_t now)
+{
+	atomic_store_explicit(&slot->sl_sb.sb_last_busy, now, memory_order_relaxed);
+	atomic_store_explicit(&slot->sl_sb.sb_req_start, 0, memory_order_relaxed);
+	atomic_store_explicit(&slot->sl_sb.sb_conn_start, 0, memory_order_relaxed);
+}
+
 static void conn_close(struct conn *c, enum close_reason why)
 {
-	struct shm_record r;
+	struct conn_books cb;
 	int64_t now = clock_mono_ns();
 
 	if (cfg.cf_mode == MODE_HTTP)
-		observer_finish(&c->cn_obs, incomplete_of(why), now);
+		observer_finish(&c->cn_obs, account_incomplete_of(why), now);
 	if (c->cn_fd[RELAY_UPSTREAM] >= 0)
 		close(c->cn_fd[RELAY_UPSTREAM]);
 	if (lingers(c, why))
@@ -141,21 +149,10 @@ static void conn_close(struct conn *c, enum close_reason why)
 	c->cn_fd[0] = c->cn_fd[1] = -1;
 
 	now = clock_mono_ns();
-	memset(&r, 0, sizeof(r));
-	r.r_kind = REC_CONN;
-	r.r_start = c->cn_accepted;
-	r.r_mid = c->cn_connected;
-	r.r_end = now;
-	r.r_bytes_in = c->cn_relay.rl_bytes[RELAY_C2U];
-	r.r_bytes_out = c->cn_relay.rl_bytes[RELAY_U2C];
-	r.r_reason = (uint8_t)why;
-	r.r_requests = c->cn_requests;
-	shm_stats_put(slot, &r);
-	shm_stats_add(slot, CTR_CLOSE + why, 1);
+	books_of(c, &cb);
+	account_conn_end(slot, &cb, why, now);
 	sb_add(&slot->sl_sb.sb_conns);
-	atomic_store_explicit(&slot->sl_sb.sb_last_busy, now, memory_order_relaxed);
-	atomic_store_explicit(&slot->sl_sb.sb_req_start, 0, memory_order_relaxed);
-	atomic_store_explicit(&slot->sl_sb.sb_conn_start, 0, memory_order_relaxed);
+	sb_conn_over(now);
 }
 
 /* ---- what the observer reports --------------------------------------------------------- */
@@ -169,27 +166,8 @@ static unsigned obs_route(void *ctx, const char *target, size_t len)
 static void obs_exchange(void *ctx, const struct obs_exchange *ex, int why)
 {
 	struct conn *c = ctx;
-	struct shm_record r;
 
-	memset(&r, 0, sizeof(r));
-	r.r_kind = REC_REQUEST;
-	r.r_start = ex->ex_req_start;
-	r.r_mid = ex->ex_req_end;
-	r.r_first = ex->ex_resp_start;
-	r.r_end = ex->ex_resp_end;
-	r.r_bytes_in = ex->ex_req_body;
-	r.r_bytes_out = ex->ex_resp_body;
-	r.r_route = ex->ex_route;
-	r.r_code = ex->ex_code;
-	r.r_method = ex->ex_method;
-	r.r_flags = ex->ex_flags & EX_ANSWERED ? REC_ANSWERED : 0;
-	r.r_reason = (uint8_t)(why < 0 ? 0 : why + 1);
-	/* The count first, exactly; the sample after, if the ring has room. */
-	if (why < 0)
-		shm_stats_count_request(slot, ex->ex_route, (enum http_method)ex->ex_method, ex->ex_code);
-	else
-		shm_stats_add(slot, CTR_INCOMPLETE + (unsigned)why, 1);
-	shm_stats_put(slot, &r);
+	account_exchange(slot, ex, why);
 	sb_add(&slot->sl_sb.sb_requests);
 	c->cn_requests++;
 }
@@ -281,6 +259,33 @@ static int tcp_check(const struct conn *c, int64_t now, struct relay_plan *plan)
 	return 0;
 }
 
+/* May this connection go to the keeper now?  Only in http mode with a keeper that runs and
+ * has room, when neither side has anything in flight, and not on the way out (a leaving
+ * worker closes idle connections itself).  A connection the keeper has no room for stays
+ * here, as it would without a keeper: counted, and not offered again for a while. */
+static int may_park(struct conn *c, int64_t now)
+{
+	const struct shm_slot *ks;
+
+	if (!wenv->we_keeper || worker_quit || now < c->cn_park_after ||
+	    !relay_quiet(&c->cn_relay) || !observer_parkable(&c->cn_obs))
+		return 0;
+	ks = shm_stats_slot(wenv->we_shm, wenv->we_shm->sh_keeper_slot);
+	if (atomic_load_explicit(&ks->sl_sb.sb_pid, memory_order_relaxed) > 0 &&
+	    atomic_load_explicit(&ks->sl_sb.sb_state, memory_order_relaxed) != WORKER_LEAVING &&
+	    atomic_load_explicit(&wenv->we_shm->sh_held, memory_order_relaxed) <
+	    wenv->we_shm->sh_max_parked)
+		return 1;
+	shm_stats_add(slot, CTR_PARK_REFUSED, 1);
+	c->cn_park_after = now + PARK_RETRY_MS * NS_PER_MS;
+	/* Held here for a while: a read of the client need not come back every --park-after. */
+	if (!c->cn_slow_tick && net_set_rcvtimeo(c->cn_fd[RELAY_CLIENT], RELAY_TICK_MS) == 0) {
+		c->cn_slow_tick = 1;
+		relay_set_ticks(&c->cn_relay, RELAY_TICK_MS, RELAY_TICK_MS);
+	}
+	return 0;
+}
+
 /* Which clock runs depends on where the exchange stands; so does who speaks next, and how
  * much of a body may pass unseen. */
 static int http_check(struct conn *c, int64_t now, struct relay_plan *plan)
@@ -322,12 +327,25 @@ static int http_check(struct conn *c, int64_t now, struct relay_plan *plan)
 		} else if (due(c->cn_last_io + cfg.cf_keepalive_ms * NS_PER_MS, now, deadline)) {
 			return CLOSE_KEEPALIVE_TIMEOUT + 1;
 		}
+		/* Nothing said for --park-after: the keeper waits for it.  No deadline is set
+		 * for this: the client socket's SO_RCVTIMEO is --park-after, so the relay's
+		 * blocking read of it comes back then at no cost to the hot path. */
+		if (now - c->cn_last_io >= cfg.cf_park_after_ms * NS_PER_MS && may_park(c, now))
+			return RELAY_HANDOFF + 1;
 		return 0;
 	}
 	if (st.st_head_since &&
 	    due((c->cn_obs.ob_requests == 1 ? c->cn_accepted : st.st_head_since) +
 		cfg.cf_header_ms * NS_PER_MS, now, deadline))
 		return CLOSE_HEADER_TIMEOUT + 1;
+	/* A request head that stalled waits in the keeper too, where 1000 of them cost no
+	 * worker; --header-timeout still cuts it there. */
+	if (st.st_head_since && !st.st_in_body && wenv->we_keeper) {
+		if (now - c->cn_last_in < cfg.cf_park_after_ms * NS_PER_MS)
+			due(c->cn_last_in + cfg.cf_park_after_ms * NS_PER_MS, now, deadline);
+		else if (may_park(c, now))
+			return RELAY_HANDOFF + 1;
+	}
 	/* A body that stops because the application does not read is not the client's fault. */
 	if (st.st_in_body && !relay_pending(&c->cn_relay, RELAY_C2U) &&
 	    due(c->cn_last_in + cfg.cf_body_ms * NS_PER_MS, now, deadline))
@@ -456,50 +474,51 @@ static enum close_reason connect_failure(int err, int *ue)
 	}
 }
 
-/* Serve one connection; returns how it ended. */
-static enum close_reason serve(int cfd)
+/* Hand the connection to the keeper.  0: it is the keeper's now; -1: the keeper could not
+ * take it (the channel is full or gone), and this worker keeps it. */
+static int park(struct conn *c, int64_t now)
 {
-	struct conn *c = &conn;
+	static struct park_msg pm;	/* 8 KB of line buffer: not on the stack */
+	const char *line;
+	unsigned route;
+
+	memset(&pm, 0, offsetof(struct park_msg, pk_line));
+	pm.pk_version = PARK_VERSION;
+	books_of(c, &pm.pk_books);
+	pm.pk_last_io = c->cn_last_io;
+	pm.pk_last_in = c->cn_last_in;
+	pm.pk_parked = now;
+	if (observer_route(&c->cn_obs, &route))
+		snprintf(pm.pk_route, sizeof(pm.pk_route), "%s", route_text(route));
+	pm.pk_linelen = (uint32_t)observer_save(&c->cn_obs, &pm.pk_obs, &line);
+	memcpy(pm.pk_line, line, pm.pk_linelen);
+	/* Whoever takes it back counts on the client tick every accepted socket has. */
+	if (c->cn_slow_tick && net_set_rcvtimeo(c->cn_fd[RELAY_CLIENT], wenv->we_client_tick_ms) == -1)
+		return -1;
+	if (keeper_send(wenv->we_park_fd, &pm, c->cn_fd[RELAY_CLIENT], c->cn_fd[RELAY_UPSTREAM]) == -1)
+		return -1;
+	close(c->cn_fd[RELAY_CLIENT]);
+	close(c->cn_fd[RELAY_UPSTREAM]);
+	c->cn_fd[0] = c->cn_fd[1] = -1;
+	shm_stats_add(slot, CTR_PARKS, 1);
+	sb_conn_over(now);
+	return 0;
+}
+
+/* Relay the connection until it ends, and end it; or hand it to the keeper (HANDED_OFF). */
+static enum close_reason pump(struct conn *c)
+{
 	enum close_reason why;
-	int ufd, ue;
 
-	c->cn_fd[RELAY_CLIENT] = cfd;
-	c->cn_fd[RELAY_UPSTREAM] = -1;
-	c->cn_accepted = clock_mono_ns();
-	c->cn_connected = 0;
-	c->cn_last_io = c->cn_last_in = c->cn_accepted;
-	c->cn_requests = 0;
-	c->cn_answered = 0;
-	relay_init(&c->cn_relay, cfd, -1, wenv->we_alive_fd, &relay_ops, c);
-	if (cfg.cf_mode == MODE_HTTP)
-		observer_init(&c->cn_obs, &obs_ops, c);
-	atomic_store_explicit(&slot->sl_sb.sb_conn_start, c->cn_accepted, memory_order_relaxed);
-#if !defined(__linux__)
-	/* On Linux the accepted socket has these from the listen socket already. */
-	net_set_nodelay(cfd);
-	net_set_rcvtimeo(cfd, RELAY_TICK_MS);
-#endif
-
-	ufd = net_connect(&cfg.cf_upstream, (int)cfg.cf_connect_ms);
-	if (ufd == -1) {
-		c->cn_connect_errno = errno;
-		why = connect_failure(errno, &ue);
-		if (cfg.cf_mode == MODE_HTTP)
-			answer_unreachable(c, ue);
-		else if (ue >= 0)
-			shm_stats_add(slot, CTR_UPSTREAM + (unsigned)ue, 1);
-		conn_close(c, why);
-		return why;
+	for (;;) {
+		why = relay_pump(&c->cn_relay);
+		if (why != RELAY_HANDOFF)
+			break;
+		if (park(c, clock_mono_ns()) == 0)
+			return HANDED_OFF;
+		shm_stats_add(slot, CTR_PARK_REFUSED, 1);
+		c->cn_park_after = clock_mono_ns() + PARK_RETRY_MS * NS_PER_MS;
 	}
-	net_set_nodelay(ufd);
-	net_set_rcvtimeo(ufd, RELAY_TICK_MS);	/* for the relay's blocking reads */
-	c->cn_fd[RELAY_UPSTREAM] = ufd;
-	c->cn_connected = clock_mono_ns();
-	c->cn_last_io = c->cn_connected;
-
-	c->cn_relay.rl_fd[RELAY_UPSTREAM] = ufd;
-	why = relay_pump(&c->cn_relay);
-
 	if (cfg.cf_mode == MODE_HTTP) {
 		if (why == CLOSE_RESPONSE_TIMEOUT) {
 			char text[96];
@@ -519,25 +538,170 @@ static enum close_reason serve(int cfd)
 	return why;
 }
 
+static void conn_start(struct conn *c, int cfd, int ufd)
+{
+	c->cn_fd[RELAY_CLIENT] = cfd;
+	c->cn_fd[RELAY_UPSTREAM] = ufd;
+	c->cn_answered = 0;
+	c->cn_park_after = 0;
+	c->cn_slow_tick = 0;
+	relay_init(&c->cn_relay, cfd, ufd, wenv->we_alive_fd, &relay_ops, c);
+	relay_set_ticks(&c->cn_relay, wenv->we_client_tick_ms, RELAY_TICK_MS);
+}
+
+/* Serve one new connection; returns how it ended (HANDED_OFF: the keeper has it). */
+static enum close_reason serve(int cfd)
+{
+	struct conn *c = &conn;
+	enum close_reason why;
+	int ufd, ue;
+
+	conn_start(c, cfd, -1);
+	c->cn_accepted = clock_mono_ns();
+	c->cn_connected = 0;
+	c->cn_last_io = c->cn_last_in = c->cn_accepted;
+	c->cn_requests = 0;
+	if (cfg.cf_mode == MODE_HTTP)
+		observer_init(&c->cn_obs, &obs_ops, c);
+	atomic_store_explicit(&slot->sl_sb.sb_conn_start, c->cn_accepted, memory_order_relaxed);
+#if !defined(__linux__)
+	/* On Linux the accepted socket has these from the listen socket already. */
+	net_set_nodelay(cfd);
+	net_set_rcvtimeo(cfd, wenv->we_client_tick_ms);
+#endif
+
+	ufd = net_connect(&cfg.cf_upstream, (int)cfg.cf_connect_ms);
+	if (ufd == -1) {
+		c->cn_connect_errno = errno;
+		why = connect_failure(errno, &ue);
+		if (cfg.cf_mode == MODE_HTTP)
+			answer_unreachable(c, ue);
+		else if (ue >= 0)
+			shm_stats_add(slot, CTR_UPSTREAM + (unsigned)ue, 1);
+		conn_close(c, why);
+		return why;
+	}
+	net_set_nodelay(ufd);
+	net_set_rcvtimeo(ufd, RELAY_TICK_MS);	/* for the relay's blocking reads */
+	c->cn_fd[RELAY_UPSTREAM] = ufd;
+	c->cn_connected = clock_mono_ns();
+	c->cn_last_io = c->cn_connected;
+	c->cn_relay.rl_fd[RELAY_UPSTREAM] = ufd;
+	return pump(c);
+}
+
+/* Carry on with a connection the keeper handed back, where it stood when it was parked:
+ * the same books, the same observer state, the same timeouts. */
+static enum close_reason resume(const struct park_msg *pm, int cfd, int ufd)
+{
+	struct conn *c = &conn;
+	const struct conn_books *cb = &pm->pk_books;
+	unsigned route = pm->pk_route[0] ? route_intern(pm->pk_route) : SHM_ROUTE_OTHER;
+
+	conn_start(c, cfd, ufd);
+	/* It came back because a side spoke: read that before thinking of parking again. */
+	c->cn_park_after = clock_mono_ns() + cfg.cf_park_after_ms * NS_PER_MS;
+	c->cn_accepted = cb->cb_accepted;
+	c->cn_connected = cb->cb_connected;
+	c->cn_last_io = pm->pk_last_io;
+	c->cn_last_in = pm->pk_last_in;
+	c->cn_requests = cb->cb_requests;
+	c->cn_relay.rl_bytes[RELAY_C2U] = cb->cb_bytes[0];
+	c->cn_relay.rl_bytes[RELAY_U2C] = cb->cb_bytes[1];
+	atomic_store_explicit(&slot->sl_sb.sb_conn_start, c->cn_accepted, memory_order_relaxed);
+	if (observer_restore(&c->cn_obs, &obs_ops, c, &pm->pk_obs, pm->pk_line, pm->pk_linelen,
+	    route) == -1) {
+		log_warnx("a parked connection came back with a state it cannot have: closed");
+		conn_close(c, CLOSE_ERROR);
+		return CLOSE_ERROR;
+	}
+	return pump(c);
+}
+
 /* ---- the accept loop ------------------------------------------------------------------- */
 
+/* ---- waiting for work ------------------------------------------------------------------ */
+
+/* An idle worker waits on three things: new connections, pairs the keeper hands back, and
+ * the master's pipe.  On Linux each worker has an epoll set of them, the first two added
+ * with EPOLLEXCLUSIVE: the kernel wakes one waiting worker per event, not every idle one,
+ * and a busy worker (not waiting) takes no wake-up away from an idle one.  Elsewhere poll()
+ * watches them, and every idle worker wakes. */
+#define READY_ACCEPT 0x1
+#define READY_BACK 0x2
+#define READY_MASTER_GONE 0x4
+
+#if defined(HAVE_EPOLL)
+static int wait_fd = -1;
+
+static int wait_add(int fd, uint32_t tag, uint32_t flags)
+{
+	struct epoll_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN | flags;
+	ev.data.u32 = tag;
+	return epoll_ctl(wait_fd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static void wait_init(void)
+{
+	wait_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (wait_fd == -1 || wait_add(wenv->we_listen_fd, READY_ACCEPT, EPOLLEXCLUSIVE) == -1 ||
+	    (wenv->we_keeper && wait_add(wenv->we_back_fd, READY_BACK, EPOLLEXCLUSIVE) == -1) ||
+	    wait_add(wenv->we_alive_fd, READY_MASTER_GONE, 0) == -1)
+		fatal("epoll for the listen socket and the hand-back channel");
+}
+
+/* Wait up to a second; returns the READY_ bits of what is ready. */
+static unsigned wait_work(void)
+{
+	struct epoll_event ev[3];
+	unsigned ready = 0;
+	int n, i;
+
+	n = epoll_wait(wait_fd, ev, 3, 1000);
+	for (i = 0; i < n; i++)
+		ready |= ev[i].data.u32;
+	return ready;
+}
+#else
+static void wait_init(void)
+{
+}
+
+static unsigned wait_work(void)
+{
+	struct pollfd pfd[3] = {
+		{ .fd = wenv->we_listen_fd, .events = POLLIN },
+		{ .fd = wenv->we_alive_fd, .events = POLLIN },
+		{ .fd = wenv->we_keeper ? wenv->we_back_fd : -1, .events = POLLIN },
+	};
+	unsigned ready = 0;
+
+	if (poll(pfd, 3, 1000) <= 0)
+		return 0;
+	if (pfd[0].revents)
+		ready |= READY_ACCEPT;
+	if (pfd[1].revents)
+		ready |= READY_MASTER_GONE;
+	if (pfd[2].revents)
+		ready |= READY_BACK;
+	return ready;
+}
+#endif
+
+/* The listen socket is non-blocking (the master set it so): accept what is there, if
+ * another worker has not taken it first.  The socket accepted is blocking. */
 static int accept_one(int lfd)
 {
 #if defined(__linux__)
-	/* The master set SO_RCVTIMEO on the listen socket: accept() returns EAGAIN every
-	 * second, so an idle worker still beats its heart and notices the master's end.  The
-	 * kernel wakes one blocked accept() per connection: no herd. */
+	/* Accepted sockets do not inherit O_NONBLOCK on Linux; they do inherit SO_RCVTIMEO
+	 * (the client tick) and TCP_NODELAY from the listen socket. */
 	return accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 #else
-	/* Portable fallback: the listen socket is non-blocking; wait for it with a tick. */
-	struct pollfd pfd = { .fd = lfd, .events = POLLIN };
-	int fd;
+	int fd = accept(lfd, NULL, NULL);
 
-	if (poll(&pfd, 1, 1000) != 1) {
-		errno = EAGAIN;
-		return -1;
-	}
-	fd = accept(lfd, NULL, NULL);
 	if (fd >= 0 && (net_set_cloexec(fd) == -1 || net_set_nonblock(fd, 0) == -1)) {
 		close(fd);
 		errno = EMFILE;
@@ -545,6 +709,25 @@ static int accept_one(int lfd)
 	}
 	return fd;
 #endif
+}
+
+/* Take a pair the keeper handed back, if one is still there; returns how it ended. */
+static int take_back(enum close_reason *why)
+{
+	static struct park_msg pm;
+	int cfd, ufd, r;
+
+	r = keeper_recv(wenv->we_back_fd, &pm, &cfd, &ufd);
+	if (r == 0)
+		return 0;
+	if (r == -1) {
+		log_warnx("a broken message on the hand-back channel: dropped");
+		shm_stats_add(slot, CTR_CLOSE + CLOSE_ERROR, 1);
+		return 0;
+	}
+	set_state(WORKER_BUSY);
+	*why = resume(&pm, cfd, ufd);
+	return 1;
 }
 
 static void setup_signals(void)
@@ -572,6 +755,7 @@ static void setup_signals(void)
 void worker_run(const struct worker_env *env)
 {
 	sigset_t none;
+	enum close_reason why;
 	int fd, lfd = env->we_listen_fd;
 
 	wenv = env;
@@ -589,9 +773,24 @@ void worker_run(const struct worker_env *env)
 	heartbeat(clock_mono_ns());
 	set_state(WORKER_IDLE);
 
+	wait_init();
 	while (!worker_quit) {
-		fd = accept_one(lfd);
+		unsigned ready = wait_work();
+
 		heartbeat(clock_mono_ns());
+		if (ready & READY_MASTER_GONE)
+			goto master_died;
+		/* A client handed back has waited already: it goes first. */
+		if ((ready & READY_BACK) && take_back(&why)) {
+			if (why == CLOSE_ABORTED)
+				goto master_died;
+			if (!worker_quit)
+				set_state(WORKER_IDLE);
+			continue;
+		}
+		if (!(ready & READY_ACCEPT))
+			continue;
+		fd = accept_one(lfd);
 		if (fd >= 0) {
 			set_state(WORKER_BUSY);
 			if (serve(fd) == CLOSE_ABORTED)
@@ -625,10 +824,13 @@ void worker_run(const struct worker_env *env)
 				goto master_died;
 			continue;
 		}
-		if (master_gone(0))
-			goto master_died;
 	}
 	set_state(WORKER_LEAVING);
+	/* The keeper leaves before the workers at a stop, handing back what is in a request
+	 * head: those are owed their exchange, as a connection this worker had would be. */
+	while (wenv->we_keeper && take_back(&why))
+		if (why == CLOSE_ABORTED)
+			goto master_died;
 	_exit(0);
 
 master_died:

@@ -2,21 +2,28 @@
 # bench/bench.sh BIN: sidemeter beside its peers, measured side by side in one run.
 #
 # On loopback: an nginx upstream serving a small page and a 100 MB file; in front of it
-# sidemeter (http mode, and tcp mode), nginx's stream proxy (2 workers) and HAProxy in HTTP
-# mode (2 threads).  wrk runs against each in turn, the order rotated every round, for
-# BENCH_REPS rounds (default 4) of BENCH_SECS seconds (default 3) per run; the report gives
-# medians and the ratios of issue 6, with p50/p99 latency, the CPU each forwarder used per
-# request (its process group, from /proc), the whole machine's CPU, and memory (PSS).
+# sidemeter (http mode, and tcp mode), nginx's stream proxy (2 workers), HAProxy in HTTP
+# mode (2 threads), Caddy's reverse_proxy with its Prometheus metrics on, and the previous
+# build of sidemeter (BENCH_BASELINE, a git revision, default HEAD~1; "none" to skip).  wrk
+# runs against each in turn, the order rotated every round, for BENCH_REPS rounds (default
+# 4) of BENCH_SECS seconds (default 3) per run.  The idle-crowd scenario holds BENCH_CROWD
+# (5000) idle keep-alive connections to a forwarder while wrk loads it on 4 more, and
+# weighs its memory with and without them.  The report gives medians and the ratios of
+# issues 6 and 11, with p50/p99 latency, the CPU each forwarder used per request (its
+# process group, from /proc), the whole machine's CPU, and memory (PSS).
 # Results: build/bench/results.{tsv,md,svg}.  Needs nginx, libnginx-mod-stream, haproxy,
-# wrk, python3.  Not run in CI: the machine is shared and noisy; read medians, not runs.
+# caddy, wrk, python3 (and git for the baseline).  Not run in CI: the machine is shared and
+# noisy; read medians, not runs.
 set -u
 bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 here=$(cd "$(dirname "$0")" && pwd)
 out=$(cd "$here/.." && pwd)/build/bench
 secs=${BENCH_SECS:-3}
 reps=${BENCH_REPS:-4}
+crowd=${BENCH_CROWD:-5000}
+baseline=${BENCH_BASELINE:-HEAD~1}
 mkdir -p "$out"
-for t in nginx haproxy wrk python3; do
+for t in nginx haproxy caddy wrk python3; do
 	command -v "$t" >/dev/null || { echo "bench: $t is missing (Debian: see t/debian-packages)" >&2; exit 2; }
 done
 [[ -f /usr/lib/nginx/modules/ngx_stream_module.so ]] ||
@@ -34,8 +41,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-read -r UP SMH SMT NGS HAP MET1 MET2 <<<"$(python3 -c 'import socket
-s = [socket.socket() for _ in range(7)]
+read -r UP SMH SMT NGS HAP MET1 MET2 CAD CADM SMP MET3 <<<"$(python3 -c 'import socket
+s = [socket.socket() for _ in range(11)]
 for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])')"
 
@@ -45,20 +52,22 @@ head -c 104857600 /dev/zero >"$lab/www/big.bin"
 cat >"$lab/up.conf" <<EOF
 user root;
 worker_processes 1; daemon off; pid $lab/up.pid; error_log $lab/up.err warn;
-events { worker_connections 4096; }
-http { access_log off; sendfile on; keepalive_requests 100000000;
+worker_rlimit_nofile 20000;
+events { worker_connections 16384; }
+http { access_log off; sendfile on; keepalive_requests 100000000; keepalive_timeout 300s;
   server { listen 127.0.0.1:$UP backlog=4096; root $lab/www; } }
 EOF
 cat >"$lab/ngs.conf" <<EOF
 load_module /usr/lib/nginx/modules/ngx_stream_module.so;
 worker_processes 2; daemon off; pid $lab/ngs.pid; error_log $lab/ngs.err warn;
-events { worker_connections 4096; }
+worker_rlimit_nofile 20000;
+events { worker_connections 16384; }
 stream { server { listen 127.0.0.1:$NGS backlog=4096; proxy_pass 127.0.0.1:$UP; } }
 EOF
 cat >"$lab/hap.cfg" <<EOF
 global
   nbthread 2
-  maxconn 4000
+  maxconn 8000
 defaults
   mode http
   option http-keep-alive
@@ -71,6 +80,31 @@ frontend f
 backend b
   server s1 127.0.0.1:$UP
 EOF
+
+cat >"$lab/Caddyfile" <<EOF
+{
+	admin 127.0.0.1:$CADM
+	servers {
+		metrics
+	}
+}
+http://127.0.0.1:$CAD {
+	reverse_proxy 127.0.0.1:$UP
+}
+EOF
+
+# the previous build, from a plain export of that revision, built as a pod would
+prev=
+if [[ $baseline != none ]] && git -C "$here/.." rev-parse --verify -q "$baseline^{commit}" >/dev/null; then
+	mkdir -p "$lab/prev"
+	git -C "$here/.." archive "$baseline" | tar -x -C "$lab/prev"
+	if make -s -C "$lab/prev" >"$lab/prev-build.log" 2>&1; then
+		prev=$lab/prev/sidemeter
+		echo "bench: the baseline is $(git -C "$here/.." rev-parse --short "$baseline") ($baseline)"
+	else
+		echo "bench: the baseline $baseline did not build: left out" >&2
+	fi
+fi
 
 # start NAME CMD...: a server as the leader of its own process group (its CPU and memory
 # are summed over the group)
@@ -89,8 +123,16 @@ start sidemeter "$bin" --listen "127.0.0.1:$SMH" --upstream "127.0.0.1:$UP" \
 	--metrics "127.0.0.1:$MET1" --workers 4 --dump-interval 0
 start sidemeter-tcp "$bin" --listen "127.0.0.1:$SMT" --upstream "127.0.0.1:$UP" \
 	--metrics "127.0.0.1:$MET2" --workers 4 --dump-interval 0 --mode tcp
+start caddy caddy run --config "$lab/Caddyfile" --adapter caddyfile
 declare -A port=([direct]=$UP [nginx-stream]=$NGS [haproxy-http]=$HAP [sidemeter]=$SMH
-	[sidemeter-tcp]=$SMT)
+	[sidemeter-tcp]=$SMT [caddy]=$CAD)
+others="caddy"
+if [[ -n $prev ]]; then
+	start sidemeter-prev "$prev" --listen "127.0.0.1:$SMP" --upstream "127.0.0.1:$UP" \
+		--metrics "127.0.0.1:$MET3" --workers 4 --dump-interval 0
+	port[sidemeter-prev]=$SMP
+	others+=" sidemeter-prev"
+fi
 for _ in $(seq 50); do
 	ok=1
 	for p in "${port[@]}"; do curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$p/index.html" || ok=0; done
@@ -129,12 +171,15 @@ pss() {
 }
 
 # scenario: name, wrk connections, path, extra header, servers
+# (crowd: the same wrk load while $crowd idle keep-alive connections are held)
 scenarios=(
-	"keepalive-c1|1|/index.html||direct nginx-stream haproxy-http sidemeter sidemeter-tcp"
-	"keepalive-c4|4|/index.html||direct nginx-stream haproxy-http sidemeter sidemeter-tcp"
-	"close-c4|4|/index.html|Connection: close|direct nginx-stream haproxy-http sidemeter"
-	"100MB-c1|1|/big.bin||direct nginx-stream haproxy-http sidemeter"
+	"keepalive-c1|1|/index.html||direct nginx-stream haproxy-http sidemeter sidemeter-tcp $others"
+	"keepalive-c4|4|/index.html||direct nginx-stream haproxy-http sidemeter sidemeter-tcp $others"
+	"close-c4|4|/index.html|Connection: close|direct nginx-stream haproxy-http sidemeter $others"
+	"100MB-c1|1|/big.bin||direct nginx-stream haproxy-http sidemeter caddy"
+	"crowd-c4|4|/index.html||nginx-stream haproxy-http sidemeter caddy"
 )
+printf 'round\tserver\tpss_kib_before\tpss_kib_held\tidle_conns\n' >"$out/crowd.tsv"
 tsv=$out/results.tsv
 printf 'round\tscenario\tserver\trps\tmib_s\tp50_us\tp99_us\tcpu_ns_per_req\tuser_ns_per_req\tswitches_per_req\tmachine_busy_pct\terrors\n' >"$tsv"
 echo "bench: $reps rounds of ${secs}s runs; results in $out"
@@ -149,12 +194,30 @@ for ((r = 1; r <= reps; r++)); do
 			[[ $srv != direct ]] && g=${group[$srv]}
 			hdr=()
 			[[ -n $header ]] && hdr=(-H "$header")
+			cpid=
+			if [[ $name == crowd-* ]]; then
+				# hold the crowd, weigh the forwarder with and without it
+				rm -f "$lab/ready"
+				before=$(pss "$g" | cut -f1)
+				CROWD_READY=$lab/ready python3 "$here/../t/lib/crowd.py" hold "${port[$srv]}" \
+					"$crowd" 600 /index.html >"$lab/crowd.out" 2>&1 &
+				cpid=$!
+				for _ in $(seq 600); do [[ -f $lab/ready ]] && break; sleep 0.1; done
+				sleep 1
+				held=$(pss "$g" | cut -f1)
+				printf '%s\t%s\t%s\t%s\t%s\n' "$r" "$srv" "$before" "$held" "$crowd" >>"$out/crowd.tsv"
+			fi
 			read -r u0 s0 c0 <<<"$(usage "$g")"
 			read -r b0 a0 <<<"$(machine)"
 			res=$(wrk -t1 -c"$conns" -d"${secs}s" --latency "${hdr[@]}" \
 				"http://127.0.0.1:${port[$srv]}$path" 2>&1)
 			read -r b1 a1 <<<"$(machine)"
 			read -r u1 s1 c1 <<<"$(usage "$g")"
+			if [[ -n $cpid ]]; then
+				kill -TERM "$cpid" 2>/dev/null
+				wait "$cpid" 2>/dev/null
+				sleep 1	# the forwarder lets the crowd go before the next run
+			fi
 			python3 - "$r" "$name" "$srv" "$u0 $s0 $c0" "$u1 $s1 $c1" "$b0" "$a0" "$b1" "$a1" <<EOF >>"$tsv"
 import re, sys
 r, name, srv, use0, use1, b0, a0, b1, a1 = sys.argv[1:]
@@ -189,9 +252,10 @@ EOF
 	done
 done
 {
-	for s in nginx-stream haproxy-http sidemeter; do
+	for s in nginx-stream haproxy-http sidemeter caddy; do
 		printf '%s\t%s\n' "$s" "$(pss "${group[$s]}")"
 	done
 } >"$out/memory.tsv"
-python3 "$here/report.py" "$tsv" "$out/memory.tsv" "$out/results.md" "$out/results.svg" "$secs" "$reps"
+python3 "$here/report.py" "$tsv" "$out/memory.tsv" "$out/results.md" "$out/results.svg" "$secs" "$reps" \
+	"$out/crowd.tsv"
 cat "$out/results.md"

@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
-"""The bench's report: medians of bench.sh's runs, the ratios issue 6 asks for, as a
-Markdown table and an SVG chart (written by hand: no plotting library is needed).
+"""The bench's report: medians of bench.sh's runs, the ratios issues 6 and 11 ask for, as
+a Markdown table and an SVG chart (written by hand: no plotting library is needed).
 
-    report.py RESULTS.tsv MEMORY.tsv OUT.md OUT.svg SECS REPS
+    report.py RESULTS.tsv MEMORY.tsv OUT.md OUT.svg SECS REPS [CROWD.tsv]
 """
 import csv
 import statistics
 import sys
 from xml.sax.saxutils import escape
 
-tsv, mem_tsv, md_out, svg_out, secs, reps = sys.argv[1:]
+tsv, mem_tsv, md_out, svg_out, secs, reps = sys.argv[1:7]
+crowd_tsv = sys.argv[7] if len(sys.argv) > 7 else None
 runs = list(csv.DictReader(open(tsv), delimiter="\t"))
+crowd = list(csv.DictReader(open(crowd_tsv), delimiter="\t")) if crowd_tsv else []
 # server -> (PSS KiB, processes)
 memory = {row[0]: (int(row[1]), int(row[2])) for row in csv.reader(open(mem_tsv), delimiter="\t")}
 
@@ -22,6 +24,13 @@ def med(scenario, server, field):
 
 def ratio(a, b):
     return a / b if b else 0.0
+
+
+def per_idle(server):
+    """Memory (bytes of PSS) each idle connection of the crowd cost a forwarder: median."""
+    v = [(int(c["pss_kib_held"]) - int(c["pss_kib_before"])) * 1024.0 / int(c["idle_conns"])
+         for c in crowd if c["server"] == server]
+    return statistics.median(v) if v else 0.0
 
 
 # (figure, sidemeter's value, the peer's, the ratio, the target, higher is better)
@@ -43,6 +52,26 @@ figures.append(("Connection: close rps, 4 conn., vs nginx-stream", med("close-c4
 for sc, label in (("keepalive-c1", "1"), ("keepalive-c4", "4")):
     figures.append(("http mode vs tcp mode rps, %s conn." % label, med(sc, S, "rps"),
                     med(sc, "sidemeter-tcp", "rps"), 0.95, True))
+CAD, PREV = "caddy", "sidemeter-prev"
+for sc, label in (("keepalive-c1", "keep-alive rps, 1 conn."), ("keepalive-c4", "keep-alive rps, 4 conn."),
+                  ("close-c4", "Connection: close rps, 4 conn.")):
+    if med(sc, CAD, "rps"):
+        figures.append(("%s, vs Caddy" % label, med(sc, S, "rps"), med(sc, CAD, "rps"), 1.0, True))
+if med("100MB-c1", CAD, "mib_s"):
+    figures.append(("100 MB answer, MiB/s, vs Caddy", med("100MB-c1", S, "mib_s"),
+                    med("100MB-c1", CAD, "mib_s"), 1.0, True))
+for sc, label in (("keepalive-c1", "keep-alive rps, 1 conn."), ("keepalive-c4", "keep-alive rps, 4 conn."),
+                  ("close-c4", "Connection: close rps, 4 conn.")):
+    if med(sc, PREV, "rps"):
+        figures.append(("%s, vs the previous build" % label, med(sc, S, "rps"), med(sc, PREV, "rps"),
+                        0.97, True))
+if crowd:
+    figures.append(("idle crowd: rps, 4 conn., vs its own without the crowd",
+                    med("crowd-c4", S, "rps"), med("keepalive-c4", S, "rps"), 0.9, True))
+    figures.append(("idle crowd: p99, 4 conn., vs its own without the crowd",
+                    med("crowd-c4", S, "p99_us"), med("keepalive-c4", S, "p99_us"), 1.1, False))
+    figures.append(("idle crowd: memory per idle connection (bytes), vs nginx-stream",
+                    per_idle(S), per_idle(NGS), 1.0, False))
 
 lines = ["## sidemeter beside its peers", "",
          "%s rounds, %s s per run, medians; ratios are sidemeter / peer." % (reps, secs), "",
@@ -67,6 +96,11 @@ for r in runs:
         med(*key, "p99_us"), med(*key, "cpu_ns_per_req"), med(*key, "user_ns_per_req"),
         med(*key, "switches_per_req"), med(*key, "machine_busy_pct"),
         sum(float(x["errors"]) for x in runs if (x["scenario"], x["server"]) == key)))
+if crowd:
+    n = crowd[0]["idle_conns"]
+    lines += ["", "idle crowd (%s connections held, wrk on 4 more): memory per idle connection, "
+              "PSS with the crowd less PSS without, medians: " % n +
+              ", ".join("%s %.0f B" % (srv, per_idle(srv)) for srv in sorted({c["server"] for c in crowd}))]
 lines += ["", "memory (PSS, KiB, after the runs): " +
           ", ".join("%s %d (%d process%s)" % (k, kib, n, "" if n == 1 else "es") for k, (kib, n) in sorted(memory.items())), ""]
 open(md_out, "w").write("\n".join(lines))

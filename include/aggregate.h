@@ -82,7 +82,9 @@ extern const uint64_t aggregate_size_bounds[AG_SIZE_BOUNDS];
 struct pool_view {
 	unsigned pv_state[WORKER_STATE_MAX];	/* workers by state */
 	unsigned pv_live;			/* all but FREE */
-	unsigned pv_active;			/* connections open */
+	unsigned pv_active;			/* connections open: in workers and in the keeper */
+	int pv_keeper_pid;			/* 0: no keeper running */
+	unsigned pv_held;			/* connections the keeper holds */
 };
 
 /* Set up for a region and a configuration. */

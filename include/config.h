@@ -14,6 +14,7 @@
 #define CONFIG_MAX_PATTERNS 64
 #define CONFIG_PATTERN_LEN 128
 #define CONFIG_MAX_BUCKETS 40
+#define CONFIG_MAX_PARKED 1000000
 
 enum config_mode { MODE_HTTP, MODE_TCP };
 enum config_format { FORMAT_TEXT, FORMAT_JSON };
@@ -41,6 +42,9 @@ struct config {
 	int64_t cf_drain_delay_ms;
 	int64_t cf_heartbeat_ms;
 	int64_t cf_idle_worker_ms;	/* an idle worker above the minimum retires after this */
+	int64_t cf_park_after_ms;	/* silent this long: the connection goes to the keeper */
+	unsigned cf_max_parked;		/* the keeper holds at most this many; 0: no keeper */
+	int cf_max_parked_auto;		/* ... set by main() from the descriptor limit */
 	/* routes and histograms */
 	unsigned cf_max_routes;
 	unsigned cf_npatterns;

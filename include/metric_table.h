@@ -59,6 +59,14 @@
 	    "The pool's bounds: min (--workers, moved by TTIN/TTOU) and max (--max-workers).") \
 	X(LISTEN_QUEUE, "sidemeter_listen_queue", GAUGE, ANY, "queued", DUMP_VALUE,         \
 	    "Connections waiting in the listen backlog for a free worker.")                \
+	X(PARKED, "sidemeter_parked_connections", GAUGE, HTTP, "parked", DUMP_VALUE,        \
+	    "Client connections waiting in the keeper now: idle between requests, no first byte yet, or a stalled request head.") \
+	X(PARKS, "sidemeter_parks_total", COUNTER, HTTP, "", DUMP_NONE,                     \
+	    "Connections a worker handed to the keeper.")                                  \
+	X(UNPARKS, "sidemeter_unparks_total", COUNTER, HTTP, "", DUMP_NONE,                 \
+	    "Connections the keeper handed back to a worker, to carry on where they were.") \
+	X(PARK_REFUSED, "sidemeter_park_refused_total", COUNTER, HTTP, "", DUMP_NONE,       \
+	    "Connections a worker kept because the keeper had no room for them.")          \
 	X(WORKER_RESTARTS, "sidemeter_worker_restarts_total", COUNTER, ANY, "restarts", DUMP_SUM, \
 	    "Workers that ended unplanned (crashed or killed as wedged) and were replaced.") \
 	X(RING_DROPPED, "sidemeter_ring_dropped_records_total", COUNTER, ANY, "dropped",    \

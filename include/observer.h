@@ -140,4 +140,40 @@ int observer_answer(struct observer *ob, unsigned code, int64_t now, int *head);
 
 void observer_status(const struct observer *ob, struct obs_status *st);
 
+/* ---- parking: the observer's state while a connection waits in the keeper ---- */
+
+/* What travels with a parked connection: the connection-wide facts, the request whose head
+ * is in progress (if any), and each side's parser without its line buffer; the bytes of an
+ * unfinished line (os_linelen of them) travel beside it. */
+#define OBS_SIDE_SCALARS offsetof(struct obs_side, os_line)
+
+struct obs_saved {
+	uint32_t sv_requests;
+	uint8_t sv_n;			/* exchanges in flight: 0, or 1 in its head */
+	uint8_t sv_closing;
+	uint8_t sv_resp_seen;
+	uint8_t sv_pad;
+	struct obs_exchange sv_ex;
+	unsigned char sv_side[2][OBS_SIDE_SCALARS];
+};
+
+/* May the connection wait elsewhere, its state saved?  Yes between exchanges, and while the
+ * only request in flight is still in its head; never with an answer under way, an end of
+ * stream seen, a tunnel or an opaque stream. */
+int observer_parkable(const struct observer *ob);
+
+/* Save a parkable observer into sv; *line points at the unfinished line's bytes in ob and
+ * the length is returned (0: none).  The exchange's route is the caller's to carry by name:
+ * it indexes the saving process's table. */
+size_t observer_save(const struct observer *ob, struct obs_saved *sv, const char **line);
+
+/* Rebuild an observer from what observer_save() gave (route: the exchange's route index in
+ * this process's table).  Returns 0, or -1 when sv is not a saved state (then ob is a fresh
+ * observer). */
+int observer_restore(struct observer *ob, const struct obs_ops *ops, void *ctx,
+    const struct obs_saved *sv, const char *line, size_t linelen, unsigned route);
+
+/* The route index of the request in flight, if it has one (its request line is in). */
+int observer_route(const struct observer *ob, unsigned *route);
+
 #endif

@@ -17,14 +17,19 @@
 #define RELAY_BUF (64 * 1024)
 #define RELAY_TICK_MS 1000	/* the longest wait without a check */
 #define RELAY_ALL UINT64_MAX	/* rp_unseen: every byte to the end of the stream */
+/* What relay_pump() returns when the policy let go of the pair (ro_check returned
+ * RELAY_HANDOFF + 1): both sockets open, nothing read that is not written on, no end of
+ * stream seen.  Not a close reason: the connection goes on elsewhere. */
+#define RELAY_HANDOFF ((enum close_reason)CLOSE_MAX)
 
 /* What the policy says before each wait.  The relay presets it (never, -1, 0 and 0). */
 struct relay_plan {
 	int64_t rp_deadline;		/* when ro_check must run again at the latest */
 	/* The direction whose source speaks next when the policy knows it (a complete
 	 * request: the application; a finished exchange: the client).  The relay then
-	 * blocks in a read of that side instead of polling both: the sockets must have an
-	 * SO_RCVTIMEO of RELAY_TICK_MS so that the read comes back to a check. */
+	 * blocks in a read of that side instead of polling both: each socket must have the
+	 * SO_RCVTIMEO given to relay_set_ticks() (RELAY_TICK_MS unless told otherwise) so
+	 * that the read comes back to a check. */
 	int rp_expect;
 	/* Bytes that may move in each direction without being seen (a body of known
 	 * length, a tunnel): on Linux they go through a pipe with splice(), never copied
@@ -61,6 +66,7 @@ struct relay {
 	int rl_fd[2];			/* RELAY_CLIENT, RELAY_UPSTREAM */
 	int rl_watch;			/* readable or hung up: stop with CLOSE_ABORTED (-1: none) */
 	int rl_first_eof;		/* direction whose source closed first, -1 if none */
+	int rl_tick_ms[2];		/* each socket's SO_RCVTIMEO: a blocking read's longest wait */
 	uint64_t rl_bytes[2];		/* bytes written on, by direction */
 	const struct relay_ops *rl_ops;
 	void *rl_ctx;
@@ -72,12 +78,20 @@ struct relay {
 void relay_init(struct relay *rl, int client_fd, int upstream_fd, int watch,
     const struct relay_ops *ops, void *ctx);
 
+/* The SO_RCVTIMEO each socket has (relay_init() assumes RELAY_TICK_MS for both). */
+void relay_set_ticks(struct relay *rl, int client_ms, int upstream_ms);
+
 /* Pump until both directions are finished, a socket fails, the watch fd fires or the policy
- * stops it.  The sockets stay open (the caller closes them).  Returns why it ended. */
+ * stops it.  The sockets stay open (the caller closes them).  Returns why it ended, or
+ * RELAY_HANDOFF. */
 enum close_reason relay_pump(struct relay *rl);
 
 /* True when some bytes were read in direction dir but not written on yet. */
 int relay_pending(const struct relay *rl, int dir);
+
+/* True when the pair could be handed to another process as it is: nothing held in either
+ * direction, no end of stream read or passed on. */
+int relay_quiet(const struct relay *rl);
 
 /* Write all of p to a blocking or non-blocking socket within timeout_ms.  0 or -1. */
 int relay_write_all(int fd, const char *p, size_t n, int timeout_ms);

@@ -26,4 +26,11 @@ void route_attach(struct shm_slot *sl, unsigned max_routes);
  * has no path. */
 unsigned route_index(const struct config *cf, const char *target, size_t len);
 
+/* The index of a route already named (by another process: a parked connection's), added to
+ * this slot's table if it is new; 0 ("other") when the table is full. */
+unsigned route_intern(const char *name);
+
+/* The name of a route index of this slot ("" for "other"). */
+const char *route_text(unsigned route);
+
 #endif

@@ -5,7 +5,9 @@
  *   offset 0      +--------------------------------------+
  *                 | struct shm_header   (one page)       |  magic, version, sizes
  *   4096          +--------------------------------------+
- *                 | struct shm_slot [0]                  |  one per worker slot,
+ *                 | struct shm_slot [0]                  |  the keeper's (sh_keeper_slot)
+ *                 +--------------------------------------+
+ *                 | struct shm_slot [1]                  |  one per worker slot,
  *                 |   scoreboard       64 B              |  page-aligned so no two
  *                 |   counters[CTR_MAX] 8 B each         |  workers share a page
  *                 |   ring head  (own cache line)        |  written by the worker
@@ -14,7 +16,7 @@
  *                 |   route names[SHM_ROUTES]            |  append-only, published
  *                 |   request counts[SHM_REQ_CAP]        |  by a count (release)
  *                 +--------------------------------------+
- *                 | struct shm_slot [1] ...              |
+ *                 | struct shm_slot [2] ...              |
  *                 +--------------------------------------+
  *
  * Each slot has exactly one writer at a time: the worker that occupies it.  A slot outlives
@@ -36,7 +38,7 @@
 #include "labels.h"
 
 #define SHM_MAGIC 0x534d4554u	/* "SMET" */
-#define SHM_VERSION 1u
+#define SHM_VERSION 2u		/* 2: the keeper's slot and gauges, parking counters */
 #define SHM_PAGE 4096
 #define SHM_RING_CAP 1024u	/* records per slot, a power of two: 50 ms at 20k/s */
 #define SHM_ROUTES 512u		/* route names per slot; index 0 is "other", never stored */
@@ -57,6 +59,9 @@ enum shm_counter {
 	CTR_ACCEPT_ERROR,			 /* accept failed otherwise */
 	CTR_RING_DROPPED,			 /* records dropped: ring full */
 	CTR_REQ_UNCLASSIFIED,			 /* requests counted without labels: table full */
+	CTR_PARKS,				 /* connections a worker handed to the keeper */
+	CTR_UNPARKS,				 /* connections the keeper handed back */
+	CTR_PARK_REFUSED,			 /* kept by a worker: the keeper had no room */
 	CTR_MAX
 };
 
@@ -128,6 +133,10 @@ struct shm_header {
 	uint32_t sh_spare;
 	uint64_t sh_restarts;		/* workers replaced after an unplanned end (master) */
 	uint64_t sh_lines_skipped;	/* summary lines skipped: stdout still full (master) */
+	uint32_t sh_keeper_slot;	/* the keeper's slot: the first (master, at map) */
+	uint32_t sh_max_parked;		/* the keeper holds at most this many (master) */
+	_Atomic uint32_t sh_held;	/* connections the keeper holds now (keeper) */
+	_Atomic uint32_t sh_held_requests; /* ... of them with a request head in progress */
 };
 
 _Static_assert(sizeof(struct shm_record) == 64, "a record is one cache line");

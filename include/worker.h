@@ -10,6 +10,10 @@
 struct worker_env {
 	int we_listen_fd;		/* the listen socket, shared by every worker */
 	int we_alive_fd;		/* read end of the master's pipe: EOF means the master died */
+	int we_park_fd;			/* write: pairs for the keeper */
+	int we_back_fd;			/* read: pairs the keeper hands back */
+	int we_keeper;			/* a keeper runs (http mode, --max-parked > 0) */
+	int we_client_tick_ms;		/* the SO_RCVTIMEO accepted sockets have */
 	struct shm_header *we_shm;
 	unsigned we_slot;
 };

@@ -12,13 +12,13 @@ setup() {
 @test "a worker killed with SIGKILL is replaced and the master keeps serving" {
 	SM_WORKERS_WANTED=2 start_sm --workers 2
 	local victim before after
-	before=$(children "$sm_pid" | sort | tr '\n' ' ')
-	victim=$(children "$sm_pid" | head -1)
+	before=$(worker_pids "$sm_pid" | sort | tr '\n' ' ')
+	victim=$(worker_pids "$sm_pid" | head -1)
 	local t0=$EPOCHREALTIME
 	kill -KILL "$victim"
-	wait_until 5 eval "[ \$(children $sm_pid | grep -vx $victim | wc -l) -ge 2 ]"
+	wait_until 5 eval "[ \$(worker_pids $sm_pid | grep -vx $victim | wc -l) -ge 2 ]"
 	echo "# respawned in $(awk "BEGIN { printf \"%.0f\", ($EPOCHREALTIME - $t0) * 1000 }") ms" >&3
-	after=$(children "$sm_pid" | sort | tr '\n' ' ')
+	after=$(worker_pids "$sm_pid" | sort | tr '\n' ' ')
 	[[ $before != "$after" ]]
 	run curl -sS "http://127.0.0.1:$SM_PORT/index.html"
 	assert_success
@@ -31,7 +31,7 @@ setup() {
 @test "TERM with a slow request in flight: it completes, the master exits 0, nothing is left" {
 	start_sm --workers 2
 	local workers
-	workers=$(children "$sm_pid")
+	workers=$(worker_pids "$sm_pid")
 	spawn slow curl -sS "http://127.0.0.1:$SM_PORT/slow?ms=1500"
 	sleep 0.4
 	local t0=$EPOCHREALTIME
@@ -66,7 +66,7 @@ setup() {
 @test "HUP ten times under load, a new connection per request: 0 failed, every one counted" {
 	SM_WORKERS_WANTED=4 start_sm --workers 4
 	local first
-	first=$(children "$sm_pid" | sort | tr '\n' ' ')
+	first=$(worker_pids "$sm_pid" | sort | tr '\n' ' ')
 	# kaload rather than ab: ab may open a connection more than its -n and leave it unused
 	spawn load "$PY" "$ROOT/t/lib/kaload.py" "$SM_PORT" 8 3 /index.html close
 	signal_sm HUP 10 0.2
@@ -76,7 +76,7 @@ setup() {
 	echo "# $answers answers, $(load_result conn_errors) failed" >&3
 	expect_gt "answers" 500 "$answers"
 	expect_eq "failed requests" 0 "$(load_result conn_errors)"
-	[[ $(children "$sm_pid" | sort | tr '\n' ' ') != "$first" ]]
+	[[ $(worker_pids "$sm_pid" | sort | tr '\n' ' ') != "$first" ]]
 	expect_eq "rotations logged" 10 "$(grep -c 'rotating workers' "$BATS_TEST_TMPDIR/sm.err")"
 	sm_dump
 	expect_eq "connections counted" "$answers" "$(dump_total conns)"
@@ -87,7 +87,7 @@ setup() {
 @test "the master killed with SIGKILL: its workers leave within 2 s and the port is free" {
 	SM_WORKERS_WANTED=3 start_sm --workers 3
 	local workers w
-	workers=$(children "$sm_pid")
+	workers=$(worker_pids "$sm_pid")
 	kill -KILL "$sm_pid"
 	local t0=$EPOCHREALTIME
 	for w in $workers; do wait_gone "$w" 2; done
@@ -99,12 +99,12 @@ setup() {
 @test "TTIN and TTOU add and remove a worker" {
 	SM_WORKERS_WANTED=2 start_sm --workers 2
 	kill -TTIN "$sm_pid"
-	wait_until 5 eval "[ \$(children $sm_pid | wc -l) -eq 3 ]"
+	wait_until 5 eval "[ \$(worker_pids $sm_pid | wc -l) -eq 3 ]"
 	# signals of one kind do not queue: one at a time
 	kill -TTOU "$sm_pid"
-	wait_until 5 eval "[ \$(children $sm_pid | wc -l) -eq 2 ]"
+	wait_until 5 eval "[ \$(worker_pids $sm_pid | wc -l) -eq 2 ]"
 	kill -TTOU "$sm_pid"
-	wait_until 5 eval "[ \$(children $sm_pid | wc -l) -eq 1 ]"
+	wait_until 5 eval "[ \$(worker_pids $sm_pid | wc -l) -eq 1 ]"
 	run curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SM_PORT/index.html"
 	assert_output 200
 }

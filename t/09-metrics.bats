@@ -141,7 +141,7 @@ PYEOF
 	sleep 0.5
 	scrape
 	cp "$BATS_TEST_TMPDIR/metrics.txt" "$BATS_TEST_TMPDIR/m1"
-	kill -KILL "$(children "$sm_pid" | head -1)"
+	kill -KILL "$(worker_pids "$sm_pid" | head -1)"
 	sleep 0.5
 	scrape
 	cp "$BATS_TEST_TMPDIR/metrics.txt" "$BATS_TEST_TMPDIR/m2"

@@ -64,7 +64,7 @@ nginx_answers() {
 	local i kills=0 victim
 	sleep 0.3
 	for ((i = 0; i < 8; i++)); do
-		victim=$(children "$sm_pid" | shuf -n 1)
+		victim=$(worker_pids "$sm_pid" | shuf -n 1)
 		[[ -n $victim ]] && kill -KILL "$victim" && kills=$((kills + 1))
 		sleep 0.5
 	done
@@ -73,7 +73,7 @@ nginx_answers() {
 	answers=$(load_result answers)
 	failed=$(load_result conn_errors)
 	scrape
-	echo "# $kills kills: $failed failed requests, $answers answered; aborted connections counted $(metric 'sidemeter_connections_total{reason="aborted"}'), restarts $(metric sidemeter_worker_restarts_total), workers now $(children "$sm_pid" | wc -l)" >&3
+	echo "# $kills kills: $failed failed requests, $answers answered; aborted connections counted $(metric 'sidemeter_connections_total{reason="aborted"}'), restarts $(metric sidemeter_worker_restarts_total), workers now $(worker_pids "$sm_pid" | wc -l)" >&3
 	# a kill may cut a connection whose answer was already out (the worker was closing it):
 	# counted as aborted, not a failure for the client
 	local aborted
@@ -81,7 +81,7 @@ nginx_answers() {
 	expect_le "failed requests" "$aborted" "$failed"
 	expect_le "aborted connections" "$kills" "$aborted"
 	expect_eq "restarts counted" "$kills" "$(metric sidemeter_worker_restarts_total)"
-	expect_ge "workers" 4 "$(children "$sm_pid" | wc -l)"
+	expect_ge "workers" 4 "$(worker_pids "$sm_pid" | wc -l)"
 	run curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SM_PORT/index.html"
 	assert_output 200
 }
@@ -133,10 +133,10 @@ PYEOF
 	expect_eq "counted as header timeouts" 50 "$(metric 'sidemeter_connections_total{reason="header_timeout"}')"
 }
 
-@test "5. 200 idle keep-alive connections: a new client is served; then they and the pool shrink" {
+@test "5. without a keeper (--max-parked 0), 200 idle keep-alive connections: the pool grows to hold them, a new client is served; then they and the pool shrink" {
 	start_nginx
 	SM_WORKERS_WANTED=4 start_sm --workers 4 --max-workers 220 --keepalive-timeout 2 \
-		--pool-idle-timeout 1
+		--pool-idle-timeout 1 --max-parked 0
 	cat >"$BATS_TEST_TMPDIR/idle.py" <<'PYEOF'
 import socket, sys, time
 port = int(sys.argv[1])
@@ -166,7 +166,7 @@ PYEOF
 	spawn idle "$PY" "$BATS_TEST_TMPDIR/idle.py" "$SM_PORT"
 	wait_until 30 grep -q opened "$BATS_TEST_TMPDIR/idle.out"
 	local peak
-	peak=$(children "$sm_pid" | wc -l)
+	peak=$(worker_pids "$sm_pid" | wc -l)
 	local t0=$EPOCHREALTIME
 	run curl -sS --max-time 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SM_PORT/index.html"
 	assert_output 200
@@ -175,8 +175,8 @@ PYEOF
 	wait_gone "$idle_pid" 20
 	local closed after
 	closed=$(sed -n 2p "$BATS_TEST_TMPDIR/idle.out")
-	wait_until 10 eval "[ \$(children $sm_pid | wc -l) -le 4 ]"
-	after=$(children "$sm_pid" | wc -l)
+	wait_until 10 eval "[ \$(worker_pids $sm_pid | wc -l) -le 4 ]"
+	after=$(worker_pids "$sm_pid" | wc -l)
 	echo "# pool grew to $peak workers for 200 idle connections; a new client took $ms ms; closed by keep-alive timeout: $closed s; pool back to $after" >&3
 	expect_ge "peak workers" 200 "$peak"
 	expect_le "ms for the new client" 1000 "$ms"
@@ -225,7 +225,7 @@ build_version() {
 	cp "$SM_BIN" "$d/sidemeter"
 	SM_BIN=$d/sidemeter SM_WORKERS_WANTED=4 start_sm --workers 4
 	local old_workers
-	old_workers=$(children "$sm_pid" | sort | tr '\n' ' ')
+	old_workers=$(worker_pids "$sm_pid" | sort | tr '\n' ' ')
 	spawn load "$PY" "$ROOT/t/lib/kaload.py" "$SM_PORT" 8 3 /index.html close
 	sleep 0.5
 	scrape
@@ -243,16 +243,16 @@ build_version() {
 	expect_gt "requests before USR2" 0 "$before"
 	expect_eq "failed" 0 "$(load_result conn_errors)"
 	expect_eq "counters went on" "$answers" "$(metric_sum sidemeter_http_requests_total)"
-	[[ $(children "$sm_pid" | sort | tr '\n' ' ') != "$old_workers" ]]
+	[[ $(worker_pids "$sm_pid" | sort | tr '\n' ' ') != "$old_workers" ]]
 	# a binary that cannot start: nothing changes
 	local workers
-	workers=$(children "$sm_pid" | sort | tr '\n' ' ')
+	workers=$(worker_pids "$sm_pid" | sort | tr '\n' ' ')
 	printf '#!/bin/sh\necho "not a sidemeter" >&2\nexit 3\n' >"$d/broken"
 	chmod +x "$d/broken"
 	mv "$d/broken" "$d/sidemeter"
 	kill -USR2 "$sm_pid"
 	wait_until 5 grep -q -- "--check failed (status 3): carrying on" "$BATS_TEST_TMPDIR/sm.err"
-	expect_eq "workers" "$workers" "$(children "$sm_pid" | sort | tr '\n' ' ')"
+	expect_eq "workers" "$workers" "$(worker_pids "$sm_pid" | sort | tr '\n' ' ')"
 	run curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SM_PORT/index.html"
 	assert_output 200
 	scrape
@@ -263,12 +263,12 @@ build_version() {
 	start_nginx
 	SM_WORKERS_WANTED=2 start_sm --workers 2 --heartbeat-timeout 2
 	local victim t0=$EPOCHREALTIME
-	victim=$(children "$sm_pid" | head -1)
+	victim=$(worker_pids "$sm_pid" | head -1)
 	kill -STOP "$victim"
-	wait_until 6 eval "! children $sm_pid | grep -qx $victim"
+	wait_until 6 eval "! worker_pids $sm_pid | grep -qx $victim"
 	local ms
 	ms=$(awk "BEGIN { printf \"%d\", ($EPOCHREALTIME - $t0) * 1000 }")
-	wait_until 3 eval "[ \$(children $sm_pid | wc -l) -ge 2 ]"
+	wait_until 3 eval "[ \$(worker_pids $sm_pid | wc -l) -ge 2 ]"
 	echo "# a stopped worker was killed and replaced after $ms ms (heartbeat timeout 2 s)" >&3
 	expect_le "ms until replaced" 4000 "$ms"
 	grep -q "worker [0-9]* (pid $victim) silent for" "$BATS_TEST_TMPDIR/sm.err"
@@ -282,7 +282,7 @@ build_version() {
 		--upstream "127.0.0.1:$UP_PORT" --metrics off --dump-interval 0 --workers 2
 	wait_port "$SM_PORT" "$sm_pid"
 	local init
-	wait_until 5 eval "[ -n \"\$(children $sm_pid)\" ]"
+	wait_until 5 eval "[ -n \"\$(worker_pids $sm_pid)\" ]"
 	init=$(children "$sm_pid")	# sidemeter, PID 1 inside
 	expect_eq "PID inside its namespace" 1 "$(awk '/^NSpid/ { print $3 }' "/proc/$init/status")"
 	# an orphan: a shell in the namespace starts a child and exits
@@ -304,7 +304,7 @@ build_version() {
 	start_nginx
 	start_sm --workers 1 --max-workers 1
 	local w
-	w=$(children "$sm_pid")
+	w=$(worker_pids "$sm_pid")
 	# With a (soft) limit of 5 the worker has no descriptor left for accept().  An accept()
 	# already waiting holds its descriptor: the next one, within a second, has none.
 	prlimit --pid "$w" --nofile=5:

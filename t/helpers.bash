@@ -97,6 +97,17 @@ children() {
 	ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' '
 }
 
+# worker_pids PID: the master PID's workers (its children but the keeper, which names
+# itself sidemeter-keep).
+worker_pids() {
+	ps -o pid=,comm= --ppid "$1" 2>/dev/null | awk '$2 != "sidemeter-keep" { print $1 }'
+}
+
+# keeper_pid PID: the master PID's keeper, if one runs.
+keeper_pid() {
+	ps -o pid=,comm= --ppid "$1" 2>/dev/null | awk '$2 == "sidemeter-keep" { print $1 }'
+}
+
 # The load tools, bounded: a hang of ours must fail a test, not stall the suite.
 ab() { timeout 120 ab "$@"; }
 wrk() { timeout 120 wrk "$@"; }
@@ -142,9 +153,9 @@ load_result() {
 		"$BATS_TEST_TMPDIR/load.out" "$1"
 }
 
-# sm_workers_ready N: until the master has at least N children.
+# sm_workers_ready N: until the master has at least N workers.
 sm_workers_ready() {
-	wait_until 10 eval "[ \$(children $sm_pid | wc -l) -ge $1 ]"
+	wait_until 10 eval "[ \$(worker_pids $sm_pid | wc -l) -ge $1 ]"
 }
 
 # signal_sm SIG TIMES SECS: send SIG to the master TIMES times, SECS apart (the first after
@@ -184,8 +195,9 @@ print(json.loads(open(sys.argv[1]).read().splitlines()[-1]).get(sys.argv[2]))' \
 		"$BATS_TEST_TMPDIR/sm.out" "$1"
 }
 
-# start_nginx: nginx on $UP_PORT as the application, with an access log of its own.  Its
-# workers run as the test's user (root in CI) so that they can read the test's folder.
+# start_nginx: nginx on $UP_PORT as the application, with an access log of its own
+# ($NGINX_HTTP: more directives for its http block).  Its workers run as the test's user
+# (root in CI) so that they can read the test's folder.
 start_nginx() {
 	local d=$BATS_TEST_TMPDIR/nginx
 	mkdir -p "$d/www"
@@ -197,11 +209,13 @@ worker_processes 1;
 daemon off;
 pid $d/nginx.pid;
 error_log $d/error.log warn;
-events { worker_connections 1024; }
+worker_rlimit_nofile 20000;
+events { worker_connections 16384; }
 http {
 	log_format counted '\$request_method \$status \$uri';
 	access_log $d/access.log counted;
 	keepalive_requests 1000000;
+	${NGINX_HTTP:-}
 	server {
 		listen 127.0.0.1:$UP_PORT;
 		root $d/www;
@@ -211,6 +225,11 @@ http {
 CONF
 	spawn nginx nginx -c "$d/nginx.conf" -e "$d/error.log"
 	wait_port "$UP_PORT" "$nginx_pid"
+}
+
+# json_field FILE KEY: KEY of the JSON object in FILE (one of t/lib/*.py's answers).
+json_field() {
+	"$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
 }
 
 # ---- assertions that say what was expected and what came ---------------------------------

@@ -1,0 +1,36 @@
+/* account.h: how the events of a connection become counts and records in a shared-memory
+ * slot.  The worker and the keeper both end connections and report exchanges; both do it
+ * through these, so a connection is counted the same wherever it ends. */
+#ifndef SIDEMETER_ACCOUNT_H
+#define SIDEMETER_ACCOUNT_H
+
+#include <stdint.h>
+
+#include "labels.h"
+#include "observer.h"
+#include "shm_stats.h"
+
+/* A connection's books: what its record needs when it ends, carried with it when it moves
+ * between a worker and the keeper. */
+struct conn_books {
+	int64_t cb_accepted;		/* CLOCK_MONOTONIC ns */
+	int64_t cb_connected;		/* 0: the application was never reached */
+	uint64_t cb_bytes[2];		/* relayed so far: client to application, back */
+	uint32_t cb_requests;		/* exchanges reported on it */
+	uint32_t cb_pad;
+};
+
+/* ---- reporting into slot sl (the caller is its only writer) ---- */
+
+/* An exchange the observer reported (why < 0: complete; else enum incomplete_reason): the
+ * exact count first, then the sample, if the ring has room. */
+void account_exchange(struct shm_slot *sl, const struct obs_exchange *ex, int why);
+
+/* A connection ended at now: its reason counted and its record published. */
+void account_conn_end(struct shm_slot *sl, const struct conn_books *cb, enum close_reason why,
+    int64_t now);
+
+/* What a connection's end means for a request still in flight. */
+enum incomplete_reason account_incomplete_of(enum close_reason why);
+
+#endif
