@@ -44,6 +44,7 @@
 #define EVENTS 256		/* events taken per wait */
 #define FD_RESERVE 32		/* descriptors kept free for everything but pairs */
 #define TAKE_MAX 64		/* pairs taken from the park channel per wake-up */
+#define OVERFLOW (FD_RESERVE / 4)	/* pairs held past the limit when nothing else will do */
 
 /* ---- the hand-off ------------------------------------------------------------------------ */
 
@@ -334,8 +335,8 @@ static uint32_t held_alloc(void)
 		uint32_t cap = k.k_cap ? 2 * k.k_cap : 256;
 		struct held *h;
 
-		if (cap > k.k_limit)
-			cap = k.k_limit;
+		if (cap > k.k_limit + OVERFLOW)
+			cap = k.k_limit + OVERFLOW;
 		if (cap <= k.k_cap)
 			return NONE;
 		h = realloc(k.k_held, (size_t)cap * sizeof(*h));
@@ -444,7 +445,9 @@ static int send_back(uint32_t i, int64_t now)
 	struct held *h = &k.k_held[i];
 
 	if (keeper_send(k.k_env->ke_back_fd, h->hd_msg, h->hd_fd[0], h->hd_fd[1]) == -1) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+		/* Full, or too many descriptors in flight for this user (ETOOMANYREFS): both
+		 * pass; the queue is tried again when the channel drains and at every tick. */
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS || errno == ETOOMANYREFS)
 			return -1;
 		log_warn("sendmsg on the hand-back channel");
 		end_pair(i, CLOSE_ERROR, now);
@@ -570,9 +573,9 @@ static void take(int64_t now)
 	int cfd, ufd, r, n;
 
 	for (n = 0; n < TAKE_MAX; n++) {
-		if (k.k_n >= k.k_limit) {
-			/* At the descriptor limit: leave the rest in the channel (workers see it
-			 * full and keep their connections) until pairs leave. */
+		if (k.k_queue != NONE && k.k_n >= k.k_limit) {
+			/* At the limit, and the hand-back channel cannot take a pair now: leave
+			 * the rest in the park channel until something moves. */
 			k.k_park_paused = 1;
 			ws_mod(k.k_env->ke_park_fd, TAG_PARK, 0);
 			return;
@@ -584,6 +587,19 @@ static void take(int64_t now)
 			log_warnx("a broken message on the park channel: dropped");
 			shm_stats_add(k.k_slot, CTR_CLOSE + CLOSE_ERROR, 1);
 			continue;
+		}
+		if (k.k_n >= k.k_limit) {
+			/* Workers parked more than the room they were told of (they park at once,
+			 * many together): this one goes straight back, and its worker keeps it.
+			 * The reserve of descriptors leaves room to take it for that moment. */
+			shm_stats_add(k.k_slot, CTR_PARK_REFUSED, 1);
+			if (keeper_send(k.k_env->ke_back_fd, &pm, cfd, ufd) == 0) {
+				shm_stats_add(k.k_slot, CTR_UNPARKS, 1);
+				close(cfd);
+				close(ufd);
+				continue;
+			}
+			/* The hand-back channel is full too: hold it in the overflow room. */
 		}
 		take_one(&pm, cfd, ufd, now);
 	}
@@ -707,6 +723,7 @@ void keeper_run(const struct keeper_env *env)
 	for (;;) {
 		now = clock_mono_ns();
 		if (now >= next_tick || keeper_quit) {
+			flush_queue(now);
 			sweep(now);
 			atomic_store_explicit(&k.k_slot->sl_sb.sb_heartbeat, now, memory_order_relaxed);
 			atomic_store_explicit(&k.k_slot->sl_sb.sb_state,
@@ -734,7 +751,7 @@ void keeper_run(const struct keeper_env *env)
 				pair_event((uint32_t)(tag >> 1), (int)(tag & 1), now);
 			}
 		}
-		if (k.k_park_paused && k.k_n + TAKE_MAX <= k.k_limit) {
+		if (k.k_park_paused && (k.k_queue == NONE || k.k_n < k.k_limit)) {
 			k.k_park_paused = 0;
 			ws_mod(env->ke_park_fd, TAG_PARK, WANT_IN);
 		}

@@ -34,6 +34,7 @@
 #define CRASH_FREE 20		/* ... are respawned at once up to this many, then backed off */
 #define BACKOFF_MAX_MS 5000
 #define RAMP_MAX 32		/* workers forked in one tick when none is idle */
+#define RAMP_AFTER_MS 50	/* with a keeper: none idle this long before the pool grows */
 #define KEEPER_FIRST_MS 2000	/* at a stop, the keeper's time to leave before the workers */
 #define CHANNEL_BUF (4 << 20)	/* socket buffer asked for each keeper channel */
 
@@ -74,6 +75,7 @@ static struct master {
 	int64_t m_crashes[CRASH_FREE + 1];	/* ring of recent crash times */
 	unsigned m_ncrash;
 	int64_t m_respawn_at;		/* back-off: no fork before this */
+	int64_t m_saturated_since;	/* no worker idle since then (0: one is) */
 	int m_stopping;
 	int m_quit_sent;
 	int64_t m_drain_at;		/* TERM + --drain-delay: workers told to finish */
@@ -491,6 +493,11 @@ static void pool(int64_t now)
 		idle += st == WORKER_IDLE;
 	}
 
+	/* No worker idle while connections wait: workers hand idle connections to the keeper
+	 * at once instead of after --park-after, which frees them for the waiting ones. */
+	atomic_store_explicit(&m.m_shm->sh_hurry, m.m_keeper_on && idle == 0 &&
+	    aggregate_total(METRIC_LISTEN_QUEUE, NULL) > 0, memory_order_relaxed);
+
 	/* Older generations leave once the current one can take the load.  The keeper stays:
 	 * what it holds goes to the new generation. */
 	if (ready >= m.m_target || (cur > 0 && ready == cur && starting == 0))
@@ -518,13 +525,20 @@ static void pool(int64_t now)
 	if (cur <= m.m_target)
 		m.m_shrink_now = 0;
 
-	/* Grow: up to the target at once; past it, ramp up while nothing is idle. */
+	/* Grow: up to the target at once; past it, ramp up while nothing is idle.  With a
+	 * keeper a worker is seldom busy for long with a connection that only waits, so a
+	 * moment with no worker idle is not yet a reason: it must last RAMP_AFTER_MS. */
 	want = cur < m.m_target ? m.m_target - cur : 0;
 	if (want == 0 && idle == 0 && starting == 0 && cur > 0) {
-		want = m.m_ramp;
-		m.m_ramp = m.m_ramp < RAMP_MAX ? m.m_ramp * 2 : RAMP_MAX;
+		if (m.m_saturated_since == 0)
+			m.m_saturated_since = now;
+		if (!m.m_keeper_on || now - m.m_saturated_since >= RAMP_AFTER_MS * NS_PER_MS) {
+			want = m.m_ramp;
+			m.m_ramp = m.m_ramp < RAMP_MAX ? m.m_ramp * 2 : RAMP_MAX;
+		}
 	} else if (idle > 0) {
 		m.m_ramp = 1;
+		m.m_saturated_since = 0;
 	}
 	/* Workers of older generations on their way out do not count against the maximum. */
 	if (cur + want > cfg.cf_max_workers)

@@ -286,6 +286,13 @@ static int may_park(struct conn *c, int64_t now)
 	return 0;
 }
 
+/* Connections wait and no worker is idle (the master says so): an idle connection goes to
+ * the keeper at once, not after --park-after. */
+static int hurry(void)
+{
+	return atomic_load_explicit(&wenv->we_shm->sh_hurry, memory_order_relaxed) != 0;
+}
+
 /* Which clock runs depends on where the exchange stands; so does who speaks next, and how
  * much of a body may pass unseen. */
 static int http_check(struct conn *c, int64_t now, struct relay_plan *plan)
@@ -330,7 +337,8 @@ static int http_check(struct conn *c, int64_t now, struct relay_plan *plan)
 		/* Nothing said for --park-after: the keeper waits for it.  No deadline is set
 		 * for this: the client socket's SO_RCVTIMEO is --park-after, so the relay's
 		 * blocking read of it comes back then at no cost to the hot path. */
-		if (now - c->cn_last_io >= cfg.cf_park_after_ms * NS_PER_MS && may_park(c, now))
+		if ((now - c->cn_last_io >= cfg.cf_park_after_ms * NS_PER_MS || hurry()) &&
+		    may_park(c, now))
 			return RELAY_HANDOFF + 1;
 		return 0;
 	}

@@ -137,6 +137,7 @@ struct shm_header {
 	uint32_t sh_max_parked;		/* the keeper holds at most this many (master) */
 	_Atomic uint32_t sh_held;	/* connections the keeper holds now (keeper) */
 	_Atomic uint32_t sh_held_requests; /* ... of them with a request head in progress */
+	_Atomic uint32_t sh_hurry;	/* no worker idle and connections wait: park at once (master) */
 };
 
 _Static_assert(sizeof(struct shm_record) == 64, "a record is one cache line");

@@ -265,3 +265,56 @@ page_value() {
 	echo "# 32 idle workers, 100 connections (200 wake-ups: 100 accepts, $unparks hand-backs): $((after - before)) voluntary context switches in all the workers, $per per wake-up" >&3
 	expect_le "context switches per wake-up across 32 workers" 8 "$per"
 }
+
+# pss_of PID...: the proportional set size of these processes, in KiB, added up.
+pss_of() {
+	local p t=0
+	for p in "$@"; do
+		t=$((t + $(awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)))
+	done
+	echo "$t"
+}
+
+CROWD_IDLE=${CROWD_IDLE:-2000}
+CROWD_HEADS=${CROWD_HEADS:-200}
+
+@test "a crowd: $CROWD_IDLE idle keep-alive and $CROWD_HEADS stalled heads cost no worker; newcomers served at once; counts exact" {
+	start_nginx
+	start_sm --workers 4 --header-timeout 4 --pool-idle-timeout 1
+	local t0=$EPOCHREALTIME
+	CROWD_BATCH=20 CROWD_RATE=1000 CROWD_READY=$BATS_TEST_TMPDIR/ready \
+		spawn idle "$PY" "$ROOT/t/lib/crowd.py" idle "$SM_PORT" "$CROWD_IDLE" 6 /index.html
+	wait_until 60 test -f "$BATS_TEST_TMPDIR/ready"
+	spawn heads "$PY" "$ROOT/t/lib/crowd.py" heads "$SM_PORT" "$CROWD_HEADS" 10
+	sleep 2	# the pool retires what the arrival needed (--pool-idle-timeout 1)
+	scrape
+	local parked workers busy pss
+	parked=$(metric sidemeter_parked_connections)
+	workers=$(worker_pids "$sm_pid" | wc -l)
+	busy=$(metric 'sidemeter_workers{state="busy"}')
+	pss=$(pss_of "$sm_pid" $(children "$sm_pid"))
+	run "$PY" "$ROOT/t/lib/crowd.py" newcomers "$SM_PORT" 100
+	echo "$output" >"$BATS_TEST_TMPDIR/newcomers.json"
+	wait_gone "$idle_pid" 60
+	wait_gone "$heads_pid" 30
+	cat "$BATS_TEST_TMPDIR/idle.out" "$BATS_TEST_TMPDIR/heads.out" "$BATS_TEST_TMPDIR/newcomers.json"
+	sleep 0.3
+	scrape
+	echo "# $CROWD_IDLE idle + $CROWD_HEADS stalled heads: $parked parked, $workers workers ($busy busy), PSS of all sidemeter processes $((pss / 1024)) MiB; newcomers $(cat "$BATS_TEST_TMPDIR/newcomers.json"); heads cut at $(json_field "$BATS_TEST_TMPDIR/heads.out" median_close_s) s (median, --header-timeout 4)" >&3
+	expect_eq "parked while the crowd waits" $((CROWD_IDLE + CROWD_HEADS)) "$parked"
+	expect_le "workers while the crowd waits (--workers 4)" 6 "$workers"
+	expect_le "newcomers: median ms" 20 "$(json_field "$BATS_TEST_TMPDIR/newcomers.json" median_ms)"
+	expect_le "newcomers: slowest ms" 100 "$(json_field "$BATS_TEST_TMPDIR/newcomers.json" max_ms)"
+	expect_eq "idle connections reused, right bytes" "$CROWD_IDLE" "$(json_field "$BATS_TEST_TMPDIR/idle.out" reused_ok)"
+	expect_eq "stalled heads cut" "$CROWD_HEADS" "$(json_field "$BATS_TEST_TMPDIR/heads.out" closed)"
+	expect_ge "cut at --header-timeout (median s)" 3.8 "$(json_field "$BATS_TEST_TMPDIR/heads.out" median_close_s)"
+	expect_eq "requests" $((2 * CROWD_IDLE + 100)) "$(metric_sum sidemeter_http_requests_total)"
+	expect_eq "the stalled requests, cut short" "$CROWD_HEADS" "$(metric 'sidemeter_http_requests_incomplete_total{reason="timeout"}')"
+	expect_eq "header timeouts" "$CROWD_HEADS" "$(metric 'sidemeter_connections_total{reason="header_timeout"}')"
+	expect_eq "connections" $((CROWD_IDLE + CROWD_HEADS + 100)) "$(metric_sum sidemeter_connections_total)"
+	if [[ $SM_BIN == */san-* ]]; then
+		echo "# (PSS not held to 40 MiB under a sanitizer: its shadow memory is counted)" >&3
+	else
+		expect_le "PSS of all sidemeter processes (KiB)" $((40 * 1024)) "$pss"
+	fi
+}

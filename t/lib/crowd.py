@@ -15,8 +15,8 @@ time; every wait has a deadline.
     crowd.py hold PORT N SECS PATH      N keep-alive connections: one GET each, then silence
                                         for SECS or until SIGTERM (bench/bench.sh's crowd)
 
-Each prints one JSON object.  The idle crowd arrives $CROWD_BATCH (100) at a time, each
-batch once the last is answered.  It writes "ready" to the file named by
+Each prints one JSON object.  An idle crowd arrives $CROWD_BATCH (100) at a time, each
+batch once the last is answered, at most $CROWD_RATE connections a second (if set).  It writes "ready" to the file named by
 $CROWD_READY (if set) once every first answer is in, so that a test can act during the
 silence.
 """
@@ -117,8 +117,12 @@ def closed_during(socks, secs):
 def arrive(port, n, req):
     """n connections, a batch at a time, each with its first answer: (sockets, answers)."""
     batch = int(os.environ.get("CROWD_BATCH", "100"))
+    rate = float(os.environ.get("CROWD_RATE", "0"))	# connections a second at most (0: no cap)
     socks, first = [], {}
+    t0 = time.monotonic()
     for at in range(0, n, batch):
+        if rate > 0:
+            time.sleep(max(0.0, t0 + at / rate - time.monotonic()))
         group = connect_all(port, min(batch, n - at))
         for i, a in exchange(group, req, time.monotonic() + 60).items():
             first[at + i] = a
