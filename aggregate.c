@@ -304,6 +304,10 @@ uint64_t aggregate_total(enum metric_id id, const uint64_t ctr[CTR_MAX])
 		return ctr[CTR_PARK_REFUSED];
 	case METRIC_LINES_SKIPPED:
 		return agg.ag_shm->sh_lines_skipped;
+	case METRIC_QUIT_REQUESTS:
+		return agg.ag_shm->sh_quit_requests;
+	case METRIC_UPSTREAM_DOWN_EXITS:
+		return agg.ag_shm->sh_upstream_down_exits;
 	default:
 		return 0;
 	}

@@ -75,6 +75,8 @@ static const struct option_def options[] = {
 	  "a connection that says nothing this long waits in the keeper, not in a worker" },
 	{ "max-parked", "N|auto", "auto", set_max_parked, 0, 0, CONFIG_MAX_PARKED,
 	  "connections the keeper holds at most; 0: no keeper (auto: what the descriptor limit allows)" },
+	{ "exit-when-upstream-down", "SECONDS", "0", set_duration, F(cf_exit_down_ms), 0, 24 * HOUR,
+	  "job mode: once the application, seen up, is unreachable this long, drain and exit 0 (0: never)" },
 	{ "pool-idle-timeout", "SECONDS", "30", set_duration, F(cf_idle_worker_ms), 1, 24 * HOUR,
 	  "a worker above the minimum, idle this long, retires" },
 	{ "max-routes", "N", "100", set_uint, F(cf_max_routes), 1, CONFIG_MAX_ROUTES,

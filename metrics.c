@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -637,6 +639,37 @@ static int ready_app;			/* the application accepted a connection */
 static int64_t ready_checked;		/* when that was last tried */
 static char ready_why[400];
 
+/* POST /quitquitquit: the master stops as on TERM; it takes the request once. */
+static int quit_requested;
+
+int metrics_take_quit(void)
+{
+	int q = quit_requested;
+
+	quit_requested = 0;
+	return q;
+}
+
+/* Is the peer of fd on this machine's loopback (127.0.0.0/8, ::1, or 127/8 mapped in v6)? */
+static int from_loopback(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == -1)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+	if (ss.ss_family == AF_INET6) {
+		const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+
+		if (IN6_IS_ADDR_LOOPBACK(a))
+			return 1;
+		return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+	}
+	return 0;
+}
+
 void metrics_set_stopping(void)
 {
 	metrics_stopping = 1;
@@ -733,7 +766,7 @@ static void respond(struct client *cl, unsigned code, const char *type, const st
     int head)
 {
 	static const struct { unsigned c; const char *t; } texts[] = {
-		{ 200, "OK" }, { 400, "Bad Request" }, { 404, "Not Found" },
+		{ 200, "OK" }, { 400, "Bad Request" }, { 403, "Forbidden" }, { 404, "Not Found" },
 		{ 405, "Method Not Allowed" }, { 431, "Request Header Fields Too Large" },
 		{ 500, "Internal Server Error" }, { 503, "Service Unavailable" },
 	};
@@ -745,7 +778,7 @@ static void respond(struct client *cl, unsigned code, const char *type, const st
 			text = texts[i].t;
 	buf_printf(&cl->cl_out, "HTTP/1.1 %u %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
 	    "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n", code, text, type,
-	    body ? body->b_len : 0, code == 405 ? "Allow: GET, HEAD\r\n" : "");
+	    body ? body->b_len : 0, code == 405 ? "Allow: GET, HEAD, POST\r\n" : "");
 	if (body && !head)
 		buf_append(&cl->cl_out, body->b_data, body->b_len);
 	cl->cl_writing = 1;
@@ -767,7 +800,7 @@ static void handle(struct client *cl, int64_t now)
 	const char *req = cl->cl_req, *sp1, *sp2;
 	char path[64], why[400];
 	size_t plen;
-	int head;
+	int head, post;
 
 	sp1 = memchr(req, ' ', cl->cl_in);
 	sp2 = sp1 ? memchr(sp1 + 1, ' ', cl->cl_in - (size_t)(sp1 + 1 - req)) : NULL;
@@ -776,8 +809,9 @@ static void handle(struct client *cl, int64_t now)
 		return;
 	}
 	head = sp1 - req == 4 && memcmp(req, "HEAD", 4) == 0;
-	if (!head && !(sp1 - req == 3 && memcmp(req, "GET", 3) == 0)) {
-		respond_text(cl, 405, "only GET and HEAD", 0);
+	post = sp1 - req == 4 && memcmp(req, "POST", 4) == 0;
+	if (!head && !post && !(sp1 - req == 3 && memcmp(req, "GET", 3) == 0)) {
+		respond_text(cl, 405, "only GET and HEAD (and POST /quitquitquit)", 0);
 		return;
 	}
 	for (plen = 0; sp1 + 1 + plen < sp2 && sp1[1 + plen] != '?'; plen++)
@@ -788,6 +822,19 @@ static void handle(struct client *cl, int64_t now)
 	}
 	memcpy(path, sp1 + 1, plen);
 	path[plen] = '\0';
+
+	/* Job mode: the application is done, and so is its sidecar.  Only from the pod itself. */
+	if (post || strcmp(path, "/quitquitquit") == 0) {
+		if (!post || strcmp(path, "/quitquitquit") != 0)
+			respond_text(cl, 405, "POST is for /quitquitquit only; /quitquitquit takes POST", head);
+		else if (!from_loopback(cl->cl_fd))
+			respond_text(cl, 403, "only a client on loopback may stop sidemeter", 0);
+		else {
+			quit_requested = 1;
+			respond_text(cl, 200, "stopping: draining, then exit 0", 0);
+		}
+		return;
+	}
 
 	if (strcmp(path, "/metrics") == 0) {
 		metrics_render_prometheus(&body);

@@ -76,6 +76,9 @@ static struct master {
 	unsigned m_ncrash;
 	int64_t m_respawn_at;		/* back-off: no fork before this */
 	int64_t m_saturated_since;	/* no worker idle since then (0: one is) */
+	int64_t m_next_probe;		/* --exit-when-upstream-down: the next connect to try */
+	int64_t m_down_since;		/* ... the application unreachable since (0: up) */
+	int m_seen_up;			/* ... it accepted once: only then may it be "gone" */
 	int m_stopping;
 	int m_quit_sent;
 	int64_t m_drain_at;		/* TERM + --drain-delay: workers told to finish */
@@ -727,6 +730,40 @@ static void reexec(void)
 	set_inheritable(0);
 }
 
+/* ---- job mode ---------------------------------------------------------------------------- */
+
+/* --exit-when-upstream-down: a Job's application ends, and its sidecar must end with it.
+ * Once a second, a connect to the application (loopback: a refusal is immediate); once it
+ * has been up and then down for that long, stop as on TERM. */
+#define PROBE_MS 1000
+#define PROBE_CONNECT_MS 200
+
+static void watch_upstream(int64_t now)
+{
+	int fd;
+
+	if (cfg.cf_exit_down_ms == 0 || m.m_stopping || now < m.m_next_probe)
+		return;
+	m.m_next_probe = now + PROBE_MS * NS_PER_MS;
+	fd = net_connect(&cfg.cf_upstream, PROBE_CONNECT_MS);
+	if (fd >= 0) {
+		close(fd);
+		m.m_seen_up = 1;
+		m.m_down_since = 0;
+		return;
+	}
+	if (!m.m_seen_up)
+		return;
+	if (m.m_down_since == 0)
+		m.m_down_since = now;
+	if (now - m.m_down_since >= cfg.cf_exit_down_ms * NS_PER_MS) {
+		log_info("the application at %s has been unreachable for %.1fs: stopping",
+		    cfg.cf_upstream.na_text, (double)(now - m.m_down_since) / 1e9);
+		m.m_shm->sh_upstream_down_exits++;
+		stop(now, 0);
+	}
+}
+
 /* ---- the loop -------------------------------------------------------------------------- */
 
 static int64_t earliest(int64_t a, int64_t b)
@@ -767,6 +804,8 @@ static void master_loop(void)
 			wake = earliest(wake, m.m_keeper_gone_by);
 		if (m.m_respawn_at > now)
 			wake = earliest(wake, m.m_respawn_at);
+		if (cfg.cf_exit_down_ms > 0 && !m.m_stopping)
+			wake = earliest(wake, m.m_next_probe);
 		pfd[0].fd = m.m_sig_r;
 		pfd[0].events = POLLIN;
 		pfd[0].revents = 0;
@@ -824,6 +863,12 @@ static void master_loop(void)
 			m.m_next_tick = now + AG_TICK_MS * NS_PER_MS;
 		}
 		metrics_serve(pfd + 1, nm, now);
+		if (metrics_take_quit() && !m.m_stopping) {
+			log_info("POST /quitquitquit");
+			m.m_shm->sh_quit_requests++;
+			stop(now, 0);
+		}
+		watch_upstream(now);
 	}
 }
 

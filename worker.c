@@ -37,9 +37,11 @@
 #define BACKOFF_MS 100		/* pause after an accept that failed for lack of resources */
 #define ANSWER_MS 1000		/* time given to write a 502/504 */
 #define PARK_RETRY_MS 1000	/* after the keeper had no room: keep it this long first */
+#define DRAIN_HEAD_MS 2000	/* leaving: a request head in progress has this long to finish */
 #define HANDED_OFF CLOSE_MAX	/* serve(): the connection went to the keeper */
 
 static volatile sig_atomic_t worker_quit;
+static int64_t quit_seen;		/* when this worker first saw worker_quit */
 
 /* One client connection and its application connection. */
 struct conn {
@@ -346,6 +348,11 @@ static int http_check(struct conn *c, int64_t now, struct relay_plan *plan)
 	    due((c->cn_obs.ob_requests == 1 ? c->cn_accepted : st.st_head_since) +
 		cfg.cf_header_ms * NS_PER_MS, now, deadline))
 		return CLOSE_HEADER_TIMEOUT + 1;
+	/* On the way out a slow client may not hold the drain for the whole --header-timeout:
+	 * a head in progress has DRAIN_HEAD_MS to finish (then it is answered as any request
+	 * would be), or is closed then, counted as a header timeout. */
+	if (st.st_head_since && worker_quit && due(quit_seen + DRAIN_HEAD_MS * NS_PER_MS, now, deadline))
+		return CLOSE_HEADER_TIMEOUT + 1;
 	/* A request head that stalled waits in the keeper too, where 1000 of them cost no
 	 * worker; --header-timeout still cuts it there. */
 	if (st.st_head_since && !st.st_in_body && wenv->we_keeper) {
@@ -371,8 +378,11 @@ static int on_check(void *ctx, int64_t now, struct relay_plan *plan)
 	struct conn *c = ctx;
 
 	heartbeat(now);
-	if (worker_quit)
+	if (worker_quit) {
 		set_state(WORKER_LEAVING);
+		if (quit_seen == 0)
+			quit_seen = now;
+	}
 	if (cfg.cf_mode == MODE_HTTP)
 		return http_check(c, now, plan);
 	return tcp_check(c, now, plan);

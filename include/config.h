@@ -43,6 +43,7 @@ struct config {
 	int64_t cf_heartbeat_ms;
 	int64_t cf_idle_worker_ms;	/* an idle worker above the minimum retires after this */
 	int64_t cf_park_after_ms;	/* silent this long: the connection goes to the keeper */
+	int64_t cf_exit_down_ms;	/* job mode: the application down this long: stop (0: never) */
 	unsigned cf_max_parked;		/* the keeper holds at most this many; 0: no keeper */
 	int cf_max_parked_auto;		/* ... set by main() from the descriptor limit */
 	/* routes and histograms */

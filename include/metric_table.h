@@ -71,6 +71,10 @@
 	    "Workers that ended unplanned (crashed or killed as wedged) and were replaced.") \
 	X(RING_DROPPED, "sidemeter_ring_dropped_records_total", COUNTER, ANY, "dropped",    \
 	    DUMP_SUM, "Per-request samples dropped because a worker's ring was full (counts are exact).") \
+	X(QUIT_REQUESTS, "sidemeter_quit_requests_total", COUNTER, ANY, "quit_requests", DUMP_SUM, \
+	    "POST /quitquitquit requests taken (job mode: drain and exit).")                \
+	X(UPSTREAM_DOWN_EXITS, "sidemeter_upstream_down_exits_total", COUNTER, ANY, "upstream_down_exits", \
+	    DUMP_SUM, "Stops because the application stayed unreachable for --exit-when-upstream-down.") \
 	X(LINES_SKIPPED, "sidemeter_dump_lines_skipped_total", COUNTER, ANY, "", DUMP_NONE, \
 	    "Summary lines skipped because stdout still held the last one (a log reader that does not keep up).") \
 	X(BUILD_INFO, "sidemeter_build_info", GAUGE, ANY, "", DUMP_NONE,                    \

@@ -33,6 +33,10 @@ void metrics_serve(const struct pollfd *pfd, int n, int64_t now);
 /* From TERM on, /readyz answers 503. */
 void metrics_set_stopping(void);
 
+/* Was POST /quitquitquit asked since the last call (from loopback)?  Job mode: the master
+ * then stops as on TERM. */
+int metrics_take_quit(void);
+
 /* ---- the pages, also for the tests ---- */
 
 void metrics_render_prometheus(struct buf *b);

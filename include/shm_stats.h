@@ -138,6 +138,9 @@ struct shm_header {
 	_Atomic uint32_t sh_held;	/* connections the keeper holds now (keeper) */
 	_Atomic uint32_t sh_held_requests; /* ... of them with a request head in progress */
 	_Atomic uint32_t sh_hurry;	/* no worker idle and connections wait: park at once (master) */
+	uint32_t sh_spare2;
+	uint64_t sh_quit_requests;	/* POST /quitquitquit taken (master) */
+	uint64_t sh_upstream_down_exits; /* stops because the application stayed down (master) */
 };
 
 _Static_assert(sizeof(struct shm_record) == 64, "a record is one cache line");

@@ -108,3 +108,94 @@ setup() {
 	run curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SM_PORT/index.html"
 	assert_output 200
 }
+
+@test "TERM with a half-sent request head: the drain gives it 2 s, not the whole --header-timeout" {
+	start_app "$BATS_TEST_TMPDIR"
+	start_sm --header-timeout 30
+	# one head that stalls for good, one that finishes within the drain's 2 s
+	spawn stalled "$PY" "$ROOT/t/lib/crowd.py" heads "$SM_PORT" 1 20
+	spawn finishing "$PY" "$ROOT/t/lib/park.py" slowhead "$SM_PORT" 1.5
+	sleep 0.5
+	local t0=$EPOCHREALTIME st=0
+	kill -TERM "$sm_pid"
+	wait "$sm_pid" || st=$?
+	local ms
+	ms=$(awk "BEGIN { printf \"%d\", ($EPOCHREALTIME - $t0) * 1000 }")
+	wait_gone "$stalled_pid" 5
+	wait_gone "$finishing_pid" 5
+	cat "$BATS_TEST_TMPDIR/stalled.out" "$BATS_TEST_TMPDIR/finishing.out"
+	echo "# TERM with a stalled head (--header-timeout 30): the master exited ${ms} ms later; the head that finished in time got its answer" >&3
+	expect_eq "master exit status" 0 "$st"
+	expect_le "ms from TERM to exit" 4000 "$ms"
+	expect_eq "the stalled head was closed" 1 "$(json_field "$BATS_TEST_TMPDIR/stalled.out" closed)"
+	expect_eq "the head that finished in time was answered" 200 "$(json_field "$BATS_TEST_TMPDIR/finishing.out" code)"
+	expect_eq "connections counted" 2 "$(dump_total conns)"
+	expect_eq "the one request answered" 1 "$(dump_total reqs)"
+}
+
+@test "job mode: POST /quitquitquit from loopback drains and exits 0, counted in the last summary line" {
+	start_app "$BATS_TEST_TMPDIR"
+	start_sm
+	spawn slow curl -sS "http://127.0.0.1:$SM_PORT/slow?ms=1000"
+	sleep 0.3
+	run curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MET_PORT/quitquitquit"
+	assert_output 405	# GET does not stop anything
+	run curl -sS -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$MET_PORT/metrics"
+	assert_output 405
+	run curl -sS -X POST "http://127.0.0.1:$MET_PORT/quitquitquit"
+	assert_output "stopping: draining, then exit 0"
+	local st=0
+	wait "$sm_pid" || st=$?
+	wait "$slow_pid"
+	expect_eq "master exit status" 0 "$st"
+	expect_eq "the request in flight" "slow done" "$(cat "$BATS_TEST_TMPDIR/slow.out")"
+	expect_eq "quit requests in the last summary line" 1 "$(dump_last quit_requests)"
+	grep -q "POST /quitquitquit" "$BATS_TEST_TMPDIR/sm.err"
+}
+
+@test "job mode: /quitquitquit refuses a client that is not on loopback (403), from a network namespace of the test's own" {
+	# a host of the test's own: the far end of a veth pair, in a namespace made here
+	local ns=smq$$ host=10.213.0.1 peer=10.213.0.2
+	echo "$ns" >"$BATS_TEST_TMPDIR/netns"
+	ip netns add "$ns"
+	ip link add "v$ns" type veth peer name "p$ns"
+	ip link set "p$ns" netns "$ns"
+	ip addr add "$host/30" dev "v$ns"
+	ip link set "v$ns" up
+	ip netns exec "$ns" ip addr add "$peer/30" dev "p$ns"
+	ip netns exec "$ns" ip link set "p$ns" up
+	ip netns exec "$ns" ip link set lo up
+	start_app "$BATS_TEST_TMPDIR"
+	spawn sm "$SM_BIN" --listen "127.0.0.1:$SM_PORT" --upstream "127.0.0.1:$UP_PORT" \
+		--metrics "$host:$MET_PORT" --dump-interval 3600 --dump-format json
+	wait_port "$SM_PORT" "$sm_pid"
+	# the veth link takes a moment to carry traffic
+	wait_until 10 ip netns exec "$ns" curl -sf --max-time 0.5 -o /dev/null "http://$host:$MET_PORT/healthz"
+	run ip netns exec "$ns" curl -sS --max-time 5 -X POST "http://$host:$MET_PORT/quitquitquit"
+	assert_output "only a client on loopback may stop sidemeter"
+	run ip netns exec "$ns" curl -sS --max-time 5 -o /dev/null -w '%{http_code}' -X POST "http://$host:$MET_PORT/quitquitquit"
+	assert_output 403
+	sleep 0.3
+	alive "$sm_pid"	# still running: a foreign client stops nothing
+	curl -sS -o "$BATS_TEST_TMPDIR/metrics.txt" "http://$host:$MET_PORT/metrics"
+	expect_eq "quit requests taken" 0 "$(metric sidemeter_quit_requests_total)"
+}
+
+@test "job mode: --exit-when-upstream-down stops once the application, seen up, stays down; not before it was up" {
+	start_sm --exit-when-upstream-down 1
+	sleep 2.5
+	alive "$sm_pid"	# the application never came up: nothing to wait for the end of
+	start_app "$BATS_TEST_TMPDIR"
+	run curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SM_PORT/"
+	sleep 1.2	# seen up by a probe
+	stop_pid "$app_pid"
+	local t0=$EPOCHREALTIME st=0
+	wait "$sm_pid" || st=$?
+	local ms
+	ms=$(awk "BEGIN { printf \"%d\", ($EPOCHREALTIME - $t0) * 1000 }")
+	echo "# the application stopped; sidemeter exited ${ms} ms later (--exit-when-upstream-down 1)" >&3
+	expect_eq "master exit status" 0 "$st"
+	expect_le "ms until sidemeter exited" 4000 "$ms"
+	expect_eq "upstream-down exits in the last summary line" 1 "$(dump_last upstream_down_exits)"
+	grep -q "has been unreachable for" "$BATS_TEST_TMPDIR/sm.err"
+}

@@ -45,7 +45,7 @@ manifests() {
 
 @test "the sidecar's settings in the manifests are ones sidemeter accepts, and fit the pod" {
 	local f
-	for f in "$ROOT/yaml/pod.yaml" "$ROOT/yaml/deployment.yaml"; do
+	for f in "$ROOT/yaml/pod.yaml" "$ROOT/yaml/pod-native.yaml" "$ROOT/yaml/deployment.yaml"; do
 		run node - "$NPM_DIR/node_modules" "$f" <<'EOF'
 const [nm, file] = process.argv.slice(2);
 const yaml = require(nm + "/js-yaml");
@@ -53,7 +53,9 @@ const fs = require("fs");
 for (const d of yaml.loadAll(fs.readFileSync(file, "utf8"))) {
   if (!d || !["Pod", "Deployment"].includes(d.kind)) continue;
   const spec = d.kind === "Pod" ? d.spec : d.spec.template.spec;
-  const sm = spec.containers.find((c) => c.name === "sidemeter");
+  // the classic form: a second container; the native one: an init container that restarts
+  const sm = [...(spec.initContainers || []), ...spec.containers].find((c) => c.name === "sidemeter");
+  if (spec.initContainers && sm.restartPolicy !== "Always") throw new Error("a native sidecar needs restartPolicy: Always");
   const env = Object.fromEntries(sm.env.map((e) => [e.name, e.value]));
   const metrics = sm.ports.find((p) => p.name === "metrics").containerPort;
   const grace = spec.terminationGracePeriodSeconds;

@@ -302,6 +302,12 @@ common_teardown() {
 			for k in $kids; do wait_gone "$k" 3 2>/dev/null || kill -KILL "$k" 2>/dev/null; done
 		done < <(tac "$BATS_TEST_TMPDIR/.pids")
 	fi
+	# a network namespace a test made (its name in the test's folder)
+	if [[ -f $BATS_TEST_TMPDIR/netns ]]; then
+		f=$(cat "$BATS_TEST_TMPDIR/netns")
+		ip link del "v$f" 2>/dev/null
+		ip netns del "$f" 2>/dev/null
+	fi
 	# folders a test made outside its own
 	if [[ -f $BATS_TEST_TMPDIR/.cleanup ]]; then
 		while read -r f; do [[ $f == /tmp/sidemeter-* ]] && rm -rf "$f"; done <"$BATS_TEST_TMPDIR/.cleanup"
