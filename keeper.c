@@ -32,6 +32,7 @@
 #include "config.h"
 #include "keeper.h"
 #include "route.h"
+#include "worker.h"		/* worker_signals */
 
 #ifndef MSG_NOSIGNAL
 #define MSG_NOSIGNAL 0
@@ -657,29 +658,6 @@ static void end_all(enum close_reason why, int64_t now)
 			end_pair(i, why, now);
 }
 
-static void setup_signals(void)
-{
-	struct sigaction sa;
-	sigset_t none;
-
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = on_quit;
-	sigaction(SIGQUIT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
-	sigaction(SIGUSR2, &sa, NULL);
-	sigaction(SIGTTIN, &sa, NULL);
-	sigaction(SIGTTOU, &sa, NULL);
-	sa.sa_handler = SIG_DFL;
-	sigaction(SIGCHLD, &sa, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-}
 
 /* Pairs the descriptor limit leaves room for: two descriptors each, and a reserve. */
 static uint32_t pair_limit(void)
@@ -696,6 +674,7 @@ void keeper_run(const struct keeper_env *env)
 {
 	struct ws_event ev[EVENTS];
 	int64_t now, next_tick;
+	sigset_t none;
 	int n, e;
 
 	k.k_env = env;
@@ -707,7 +686,9 @@ void keeper_run(const struct keeper_env *env)
 #if defined(__linux__)
 	(void)prctl(PR_SET_NAME, "sidemeter-keep", 0, 0, 0);
 #endif
-	setup_signals();
+	worker_signals(on_quit);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	shm_stats_attach(k.k_slot);
 	route_attach(k.k_slot, cfg.cf_max_routes);
 	publish();

@@ -748,14 +748,14 @@ static int take_back(enum close_reason *why)
 	return 1;
 }
 
-static void setup_signals(void)
+void worker_signals(void (*quit)(int))
 {
 	struct sigaction sa;
 
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
-	/* No SA_RESTART: a blocked accept() must return to see the flag. */
-	sa.sa_handler = on_quit;
+	/* No SA_RESTART: a blocked wait must return to see the flag. */
+	sa.sa_handler = quit;
 	sigaction(SIGQUIT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);	/* Ctrl-C reaches the whole group: the master decides */
@@ -779,7 +779,7 @@ void worker_run(const struct worker_env *env)
 	wenv = env;
 	slot = shm_stats_slot(env->we_shm, env->we_slot);
 	log_set_role("worker", (int)env->we_slot);
-	setup_signals();
+	worker_signals(on_quit);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	shm_stats_attach(slot);

@@ -22,4 +22,9 @@ struct worker_env {
  * not start). */
 void worker_run(const struct worker_env *env) LOG_NORETURN;
 
+/* The signal dispositions of every child of the master (a worker, the keeper): QUIT, TERM
+ * and INT call quit (a flag: the master decides when to leave), the master's other
+ * signals are ignored, SIGCHLD is the default.  The mask is left to the caller. */
+void worker_signals(void (*quit)(int));
+
 #endif

@@ -241,26 +241,20 @@ expect_eq() {
 	return 1
 }
 
-# expect_le WHAT LIMIT ACTUAL (numbers)
-expect_le() {
-	"$PY" -c 'import sys; sys.exit(0 if float(sys.argv[2]) <= float(sys.argv[1]) else 1)' "$2" "$3" 2>/dev/null && return 0
-	printf '%s: expected at most %s, got %s\n' "$1" "$2" "$3" >&2
+# expect_number WHAT OP BOUND ACTUAL WORDS: ACTUAL OP BOUND (<=, >=, >) as numbers, or say
+# "WHAT: expected WORDS BOUND, got ACTUAL"; an ACTUAL that is no number fails.
+expect_number() {
+	"$PY" -c 'import operator, sys
+op = {"<=": operator.le, ">=": operator.ge, ">": operator.gt}[sys.argv[1]]
+sys.exit(0 if op(float(sys.argv[3]), float(sys.argv[2])) else 1)' "$2" "$3" "$4" 2>/dev/null && return 0
+	printf '%s: expected %s %s, got %s\n' "$1" "$5" "$3" "$4" >&2
 	return 1
 }
 
-# expect_ge WHAT MIN ACTUAL (numbers; an ACTUAL that is no number fails)
-expect_ge() {
-	"$PY" -c 'import sys; sys.exit(0 if float(sys.argv[2]) >= float(sys.argv[1]) else 1)' "$2" "$3" 2>/dev/null && return 0
-	printf '%s: expected at least %s, got %s\n' "$1" "$2" "$3" >&2
-	return 1
-}
-
-# expect_gt WHAT BOUND ACTUAL (numbers)
-expect_gt() {
-	"$PY" -c 'import sys; sys.exit(0 if float(sys.argv[2]) > float(sys.argv[1]) else 1)' "$2" "$3" 2>/dev/null && return 0
-	printf '%s: expected more than %s, got %s\n' "$1" "$2" "$3" >&2
-	return 1
-}
+# expect_le WHAT LIMIT ACTUAL, expect_ge WHAT MIN ACTUAL, expect_gt WHAT BOUND ACTUAL
+expect_le() { expect_number "$1" "<=" "$2" "$3" "at most"; }
+expect_ge() { expect_number "$1" ">=" "$2" "$3" "at least"; }
+expect_gt() { expect_number "$1" ">" "$2" "$3" "more than"; }
 
 # expect_ne WHAT UNEXPECTED ACTUAL
 expect_ne() {
