@@ -110,7 +110,6 @@ setup() {
 }
 
 @test "TERM with a half-sent request head: the drain gives it 2 s, not the whole --header-timeout" {
-	start_app "$BATS_TEST_TMPDIR"
 	start_sm --header-timeout 30
 	# one head that stalls for good, one that finishes within the drain's 2 s
 	spawn stalled "$PY" "$ROOT/t/lib/crowd.py" heads "$SM_PORT" 1 20
@@ -118,6 +117,7 @@ setup() {
 	sleep 0.5
 	local t0=$EPOCHREALTIME st=0
 	kill -TERM "$sm_pid"
+	wait_gone "$sm_pid" 10
 	wait "$sm_pid" || st=$?
 	local ms
 	ms=$(awk "BEGIN { printf \"%d\", ($EPOCHREALTIME - $t0) * 1000 }")
@@ -134,7 +134,6 @@ setup() {
 }
 
 @test "job mode: POST /quitquitquit from loopback drains and exits 0, counted in the last summary line" {
-	start_app "$BATS_TEST_TMPDIR"
 	start_sm
 	spawn slow curl -sS "http://127.0.0.1:$SM_PORT/slow?ms=1000"
 	sleep 0.3
@@ -145,6 +144,7 @@ setup() {
 	run curl -sS -X POST "http://127.0.0.1:$MET_PORT/quitquitquit"
 	assert_output "stopping: draining, then exit 0"
 	local st=0
+	wait_gone "$sm_pid" 10
 	wait "$sm_pid" || st=$?
 	wait "$slow_pid"
 	expect_eq "master exit status" 0 "$st"
@@ -165,7 +165,6 @@ setup() {
 	ip netns exec "$ns" ip addr add "$peer/30" dev "p$ns"
 	ip netns exec "$ns" ip link set "p$ns" up
 	ip netns exec "$ns" ip link set lo up
-	start_app "$BATS_TEST_TMPDIR"
 	spawn sm "$SM_BIN" --listen "127.0.0.1:$SM_PORT" --upstream "127.0.0.1:$UP_PORT" \
 		--metrics "$host:$MET_PORT" --dump-interval 3600 --dump-format json
 	wait_port "$SM_PORT" "$sm_pid"
@@ -182,6 +181,8 @@ setup() {
 }
 
 @test "job mode: --exit-when-upstream-down stops once the application, seen up, stays down; not before it was up" {
+	local first_app=$app_pid
+	stop_pid "$first_app"	# this file's setup started one: here it comes later
 	start_sm --exit-when-upstream-down 1
 	sleep 2.5
 	alive "$sm_pid"	# the application never came up: nothing to wait for the end of
@@ -190,6 +191,7 @@ setup() {
 	sleep 1.2	# seen up by a probe
 	stop_pid "$app_pid"
 	local t0=$EPOCHREALTIME st=0
+	wait_gone "$sm_pid" 10
 	wait "$sm_pid" || st=$?
 	local ms
 	ms=$(awk "BEGIN { printf \"%d\", ($EPOCHREALTIME - $t0) * 1000 }")

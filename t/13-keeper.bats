@@ -152,6 +152,7 @@ page_value() {
 	wait_gone "$idle_pid" 10
 	local idle_ms
 	idle_ms=$(awk "BEGIN { printf \"%d\", ($EPOCHREALTIME - $t0) * 1000 }")
+	wait_gone "$sm_pid" 10
 	wait "$sm_pid" || st=$?
 	expect_eq "master exit status" 0 "$st"
 	wait_gone "$slow_pid" 5
