@@ -520,6 +520,20 @@ static void set_deadline(struct held *h)
 	}
 }
 
+/* A pair the keeper cannot hold (no memory, no entry): straight back, and its worker keeps
+ * it; if even the hand-back channel refuses, it ends here, counted, never lost unseen. */
+static void bounce(const struct park_msg *pm, int cfd, int ufd, int64_t now)
+{
+	if (keeper_send(k.k_env->ke_back_fd, pm, cfd, ufd) == 0) {
+		shm_stats_add(k.k_slot, CTR_UNPARKS, 1);
+	} else {
+		log_warn("no room for a pair, and the hand-back channel refused it");
+		account_conn_end(k.k_slot, &pm->pk_books, CLOSE_ERROR, now);
+	}
+	close(cfd);
+	close(ufd);
+}
+
 static void take_one(const struct park_msg *pm, int cfd, int ufd, int64_t now)
 {
 	size_t size = offsetof(struct park_msg, pk_line) + pm->pk_linelen;
@@ -527,13 +541,7 @@ static void take_one(const struct park_msg *pm, int cfd, int ufd, int64_t now)
 	struct held *h;
 
 	if (i == NONE) {
-		/* No room after all (memory): straight back, the worker keeps it. */
-		if (keeper_send(k.k_env->ke_back_fd, pm, cfd, ufd) == 0)
-			shm_stats_add(k.k_slot, CTR_UNPARKS, 1);
-		else
-			log_warn("no room for a pair, and the hand-back channel refused it");
-		close(cfd);
-		close(ufd);
+		bounce(pm, cfd, ufd, now);
 		return;
 	}
 	h = &k.k_held[i];
@@ -541,10 +549,7 @@ static void take_one(const struct park_msg *pm, int cfd, int ufd, int64_t now)
 	if (h->hd_msg == NULL) {
 		h->hd_next = k.k_free;
 		k.k_free = i;
-		if (keeper_send(k.k_env->ke_back_fd, pm, cfd, ufd) == 0)
-			shm_stats_add(k.k_slot, CTR_UNPARKS, 1);
-		close(cfd);
-		close(ufd);
+		bounce(pm, cfd, ufd, now);
 		return;
 	}
 	memcpy(h->hd_msg, pm, size);
