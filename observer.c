@@ -317,11 +317,10 @@ bad:
 	/* A line that ends like a request line but breaks the grammar (two spaces, a control
 	 * byte) is a bad request; only a first line that does not look like HTTP at all is
 	 * "not HTTP".  Nothing to report of it but the reason. */
-	if (len >= 9 && line[len - 9] == ' ' && version(line + len - 8, 8) == -2 && m == 3 &&
-	    memcmp(line, "PRI", 3) == 0)
+	minor = len >= 9 && line[len - 9] == ' ' ? version(line + len - 8, 8) : -1;
+	if (minor == -2 && m == 3 && memcmp(line, "PRI", 3) == 0)
 		bad = OPAQUE_HTTP2;
-	else if (ob->ob_requests == 1 && !(len >= 9 && line[len - 9] == ' ' &&
-	    version(line + len - 8, 8) != -1))
+	else if (ob->ob_requests == 1 && minor == -1)
 		bad = OPAQUE_NOT_HTTP;
 	else
 		bad = OPAQUE_BAD_REQUEST;
@@ -1003,25 +1002,23 @@ size_t observer_save(const struct observer *ob, struct obs_saved *sv, const char
 int observer_restore(struct observer *ob, const struct obs_ops *ops, void *ctx,
     const struct obs_saved *sv, const char *line, size_t linelen, unsigned route)
 {
-	struct obs_side side[2];
+	const struct obs_side *req = &ob->ob_side[OBS_REQ], *resp = &ob->ob_side[OBS_RESP];
 	int d;
 
 	observer_init(ob, ops, ctx);
 	for (d = 0; d < 2; d++)
-		memcpy(&side[d], sv->sv_side[d], OBS_SIDE_SCALARS);
+		memcpy(&ob->ob_side[d], sv->sv_side[d], OBS_SIDE_SCALARS);
 	/* Only what observer_parkable() lets go: anything else is not a saved state. */
-	if (sv->sv_n > 1 || side[OBS_RESP].os_state != S_START ||
-	    (sv->sv_n == 0 && side[OBS_REQ].os_state != S_START) ||
-	    (sv->sv_n == 1 && side[OBS_REQ].os_state != S_LINE &&
-	     side[OBS_REQ].os_state != S_HEADERS) ||
-	    side[OBS_REQ].os_linelen != linelen || linelen > OBS_LINE_MAX ||
-	    side[OBS_RESP].os_linelen != 0)
+	if (sv->sv_n > 1 || resp->os_state != S_START ||
+	    (sv->sv_n == 0 && req->os_state != S_START) ||
+	    (sv->sv_n == 1 && req->os_state != S_LINE && req->os_state != S_HEADERS) ||
+	    req->os_linelen != linelen || linelen > OBS_LINE_MAX || resp->os_linelen != 0) {
+		observer_init(ob, ops, ctx);
 		return -1;
+	}
 	ob->ob_requests = sv->sv_requests;
 	ob->ob_closing = sv->sv_closing;
 	ob->ob_resp_seen = sv->sv_resp_seen;
-	for (d = 0; d < 2; d++)
-		memcpy(&ob->ob_side[d], &side[d], OBS_SIDE_SCALARS);
 	memcpy(ob->ob_side[OBS_REQ].os_line, line, linelen);
 	if (sv->sv_n == 1) {
 		ob->ob_n = 1;

@@ -38,7 +38,6 @@
 #define ANSWER_MS 1000		/* time given to write a 502/504 */
 #define PARK_RETRY_MS 1000	/* after the keeper had no room: keep it this long first */
 #define DRAIN_HEAD_MS 2000	/* leaving: a request head in progress has this long to finish */
-#define HANDED_OFF CLOSE_MAX	/* serve(): the connection went to the keeper */
 
 static volatile sig_atomic_t worker_quit;
 static int64_t quit_seen;		/* when this worker first saw worker_quit */
@@ -505,7 +504,6 @@ static int park(struct conn *c, int64_t now)
 	books_of(c, &pm.pk_books);
 	pm.pk_last_io = c->cn_last_io;
 	pm.pk_last_in = c->cn_last_in;
-	pm.pk_parked = now;
 	if (observer_route(&c->cn_obs, &route))
 		snprintf(pm.pk_route, sizeof(pm.pk_route), "%s", route_text(route));
 	pm.pk_linelen = (uint32_t)observer_save(&c->cn_obs, &pm.pk_obs, &line);
@@ -523,7 +521,7 @@ static int park(struct conn *c, int64_t now)
 	return 0;
 }
 
-/* Relay the connection until it ends, and end it; or hand it to the keeper (HANDED_OFF). */
+/* Relay the connection until it ends, and end it; or hand it to the keeper (RELAY_HANDOFF). */
 static enum close_reason pump(struct conn *c)
 {
 	enum close_reason why;
@@ -533,7 +531,7 @@ static enum close_reason pump(struct conn *c)
 		if (why != RELAY_HANDOFF)
 			break;
 		if (park(c, clock_mono_ns()) == 0)
-			return HANDED_OFF;
+			return RELAY_HANDOFF;
 		shm_stats_add(slot, CTR_PARK_REFUSED, 1);
 		c->cn_park_after = clock_mono_ns() + PARK_RETRY_MS * NS_PER_MS;
 	}
@@ -567,7 +565,7 @@ static void conn_start(struct conn *c, int cfd, int ufd)
 	relay_set_ticks(&c->cn_relay, wenv->we_client_tick_ms, RELAY_TICK_MS);
 }
 
-/* Serve one new connection; returns how it ended (HANDED_OFF: the keeper has it). */
+/* Serve one new connection; returns how it ended (RELAY_HANDOFF: the keeper has it). */
 static enum close_reason serve(int cfd)
 {
 	struct conn *c = &conn;

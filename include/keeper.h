@@ -31,7 +31,6 @@ struct park_msg {
 	struct conn_books pk_books;
 	int64_t pk_last_io;		/* last byte either way */
 	int64_t pk_last_in;		/* last byte from the client */
-	int64_t pk_parked;		/* when the worker let go of it */
 	char pk_route[SHM_ROUTE_LEN];	/* the route of the request in flight, by name ("" none) */
 	struct obs_saved pk_obs;
 	char pk_line[OBS_LINE_MAX];

@@ -86,8 +86,9 @@ def exchange(socks, request, deadline):
                 sel.unregister(s)
                 continue
             out[i] += d
-            if answer_len(out[i]) is not None:
-                done[i] = bytes(out[i][:answer_len(out[i])])
+            whole = answer_len(out[i])
+            if whole is not None:
+                done[i] = bytes(out[i][:whole])
                 sel.unregister(s)
     sel.close()
     return {i: done.get(i) for i in range(len(socks))}

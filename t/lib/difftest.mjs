@@ -443,17 +443,14 @@ app.listen(0, '127.0.0.1', () => {
 		return;
 	}
 	rec.listen(upPort, '127.0.0.1', async () => {
-		const r = rng(seed);
-		const seeds = Array.from({ length: sessions }, (_, i) => i);
 		const results = [];
 		let next = 0;
 		const lane = async () => {
-			while (next < seeds.length) {
+			while (next < sessions) {
 				const i = next++;
 				results[i] = await session(rng(seed * 100003 + i), `${seed}-${i}`);
 			}
 		};
-		void r;
 		await Promise.all(Array.from({ length: conc }, lane));
 		// let node's last 'finish' events and the recorder's copies settle
 		await new Promise((done) => setTimeout(done, 300));
