@@ -305,10 +305,11 @@ static struct keeper {
 	struct shm_header *k_shm;
 	struct held *k_held;
 	uint32_t k_cap;			/* entries allocated */
-	uint32_t k_limit;		/* pairs the descriptor limit allows */
+	uint32_t k_limit;		/* pairs held at most: --max-parked, or the descriptors */
 	uint32_t k_free;		/* free list head */
 	uint32_t k_queue, k_queue_tail;	/* pairs waiting to go back */
 	uint32_t k_n, k_heads;		/* pairs held; of them, in a request head */
+	int64_t k_next_due;		/* no held pair's deadline comes before this */
 	int k_park_paused;		/* not taking pairs: at the limit */
 	int k_back_watched;		/* waiting for the hand-back channel to drain */
 } k;
@@ -557,6 +558,8 @@ static void take_one(const struct park_msg *pm, int cfd, int ufd, int64_t now)
 	h->hd_fd[1] = ufd;
 	h->hd_queued = 0;
 	set_deadline(h);
+	if (h->hd_deadline < k.k_next_due)
+		k.k_next_due = h->hd_deadline;
 	k.k_n++;
 	k.k_heads += h->hd_head;
 	publish();
@@ -596,7 +599,7 @@ static void take(int64_t now)
 		}
 		if (k.k_n >= k.k_limit) {
 			/* Workers parked more than the room they were told of (they park at once,
-			 * many together): this one goes straight back, and its worker keeps it.
+			 * many together): this one goes straight back, and a worker keeps it.
 			 * The reserve of descriptors leaves room to take it for that moment. */
 			shm_stats_add(k.k_slot, CTR_PARK_REFUSED, 1);
 			if (keeper_send(k.k_env->ke_back_fd, &pm, cfd, ufd) == 0) {
@@ -637,11 +640,16 @@ static void pair_event(uint32_t i, int side, int64_t now)
 }
 
 /* Timeouts, and on the way out: idle pairs close (they are between exchanges), the rest go
- * back to be finished by a worker. */
+ * back to be finished by a worker.  The table is walked only when a deadline is due, not at
+ * every tick: thousands of idle pairs would otherwise cost a walk of all of them ten times
+ * a second, and the workers' caches with it. */
 static void sweep(int64_t now)
 {
+	int64_t next = INT64_MAX;
 	uint32_t i;
 
+	if (now < k.k_next_due && !keeper_quit)
+		return;
 	for (i = 0; i < k.k_cap; i++) {
 		struct held *h = &k.k_held[i];
 
@@ -651,7 +659,10 @@ static void sweep(int64_t now)
 			end_pair(i, (enum close_reason)h->hd_timeout, now);
 		else if (keeper_quit)
 			h->hd_head ? give_back(i, now) : end_pair(i, CLOSE_SHUTDOWN, now);
+		else if (h->hd_deadline < next)
+			next = h->hd_deadline;
 	}
+	k.k_next_due = next;
 }
 
 static void end_all(enum close_reason why, int64_t now)
@@ -686,7 +697,12 @@ void keeper_run(const struct keeper_env *env)
 	k.k_shm = env->ke_shm;
 	k.k_slot = shm_stats_slot(env->ke_shm, env->ke_slot);
 	k.k_free = k.k_queue = NONE;
+	k.k_next_due = INT64_MAX;
+	/* --max-parked is a bound, not advice: workers that park together may overshoot what
+	 * they read in sh_held, and what goes past it is bounced. */
 	k.k_limit = pair_limit();
+	if (k.k_limit > env->ke_shm->sh_max_parked)
+		k.k_limit = env->ke_shm->sh_max_parked;
 	log_set_role("keeper", -1);
 #if defined(__linux__)
 	(void)prctl(PR_SET_NAME, "sidemeter-keep", 0, 0, 0);

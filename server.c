@@ -448,7 +448,7 @@ static unsigned live_workers(void)
  * the current one is ready. */
 static void pool(int64_t now)
 {
-	unsigned i, cur = 0, ready = 0, idle = 0, starting = 0, want;
+	unsigned i, cur = 0, ready = 0, idle = 0, starting = 0, tied = 0, want;
 	int64_t hb_limit = cfg.cf_heartbeat_ms * NS_PER_MS;
 	int64_t idle_limit = cfg.cf_idle_worker_ms * NS_PER_MS;
 
@@ -494,6 +494,10 @@ static void pool(int64_t now)
 		}
 		ready++;
 		idle += st == WORKER_IDLE;
+		/* Busy with one connection for RAMP_AFTER_MS already: tied up (a slow
+		 * application, a client that keeps it), not churning through short ones. */
+		tied += st == WORKER_BUSY && now - atomic_load_explicit(&sb->sb_last_busy,
+		    memory_order_relaxed) >= RAMP_AFTER_MS * NS_PER_MS;
 	}
 
 	/* No worker idle while connections wait: workers hand idle connections to the keeper
@@ -530,15 +534,21 @@ static void pool(int64_t now)
 
 	/* Grow: up to the target at once; past it, ramp up while nothing is idle.  With a
 	 * keeper a worker is seldom busy for long with a connection that only waits, so a
-	 * moment with no worker idle is not yet a reason: it must last RAMP_AFTER_MS. */
+	 * moment with no worker idle is not yet a reason: it must last RAMP_AFTER_MS, and
+	 * only workers tied up that long are replaced.  A burst of short connections keeps
+	 * every worker busy too, but more workers would not serve it sooner: the machine's
+	 * CPU is what it waits for, and the burst would leave --max-workers behind. */
 	want = cur < m.m_target ? m.m_target - cur : 0;
 	if (want == 0 && idle == 0 && starting == 0 && cur > 0) {
 		if (m.m_saturated_since == 0)
 			m.m_saturated_since = now;
-		if (!m.m_keeper_on || now - m.m_saturated_since >= RAMP_AFTER_MS * NS_PER_MS) {
+		if (!m.m_keeper_on) {
 			want = m.m_ramp;
-			m.m_ramp = m.m_ramp < RAMP_MAX ? m.m_ramp * 2 : RAMP_MAX;
+		} else if (now - m.m_saturated_since >= RAMP_AFTER_MS * NS_PER_MS) {
+			want = m.m_ramp < tied ? m.m_ramp : tied;
 		}
+		if (want > 0)
+			m.m_ramp = m.m_ramp < RAMP_MAX ? m.m_ramp * 2 : RAMP_MAX;
 	} else if (idle > 0) {
 		m.m_ramp = 1;
 		m.m_saturated_since = 0;

@@ -53,7 +53,11 @@ struct conn {
 	int cn_answered;		/* we wrote an answer of our own (502/504) */
 	int cn_connect_errno;		/* why connecting failed */
 	int64_t cn_park_after;		/* no hand-off to the keeper before this */
+#define PARK_NOT_UNREAD INT64_MAX	/* ... nor before a byte has been read (it came back) */
 	int cn_slow_tick;		/* the client socket's SO_RCVTIMEO is RELAY_TICK_MS now */
+	uint32_t cn_stay_from;		/* cn_requests when this worker took the connection */
+	int cn_asked;			/* idle_crowded() has looked during this stay */
+	int64_t cn_head_asked;		/* head_crowded() looked when cn_last_in was this */
 	struct relay cn_relay;
 	struct observer cn_obs;
 };
@@ -126,6 +130,15 @@ static void books_of(const struct conn *c, struct conn_books *cb)
 	cb->cb_requests = c->cn_requests;
 }
 
+/* What the scoreboard says while this worker holds a connection: since when it is here
+ * (sb_last_busy: how long this stay has tied the worker up, which the master's pool reads)
+ * and when it was accepted. */
+static void sb_conn_taken(const struct conn *c)
+{
+	atomic_store_explicit(&slot->sl_sb.sb_last_busy, clock_mono_ns(), memory_order_relaxed);
+	atomic_store_explicit(&slot->sl_sb.sb_conn_start, c->cn_accepted, memory_order_relaxed);
+}
+
 /* What the scoreboard says once this worker holds no connection. */
 static void sb_conn_over(int64_t now)
 {
@@ -193,6 +206,8 @@ static const struct obs_ops obs_ops = { obs_route, obs_exchange, obs_opaque, obs
 static void moved(struct conn *c, int dir, size_t n, int64_t now)
 {
 	c->cn_last_io = now;
+	if (c->cn_park_after == PARK_NOT_UNREAD)
+		c->cn_park_after = 0;
 	if (dir == RELAY_C2U) {
 		c->cn_last_in = now;
 		shm_stats_add(slot, CTR_BYTES_IN, n);
@@ -294,6 +309,40 @@ static int hurry(void)
 	return atomic_load_explicit(&wenv->we_shm->sh_hurry, memory_order_relaxed) != 0;
 }
 
+/* Do others wait for a worker: a connection in the listen queue, a pair the keeper hands
+ * back?  Then a connection that is only waiting goes to the keeper at once rather than
+ * after --park-after, so that a burst of clients does not hold a worker apiece and grow the
+ * pool. */
+static int others_wait(void)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = wenv->we_listen_fd, .events = POLLIN },
+		{ .fd = wenv->we_back_fd, .events = POLLIN },
+	};
+
+	return poll(pfd, 2, 0) > 0;
+}
+
+/* Between exchanges: asked once the first exchange of this stay is over, and once only, so
+ * that a keep-alive connection in a worker pays one poll, not one per request. */
+static int idle_crowded(struct conn *c)
+{
+	if (c->cn_asked || c->cn_requests == c->cn_stay_from || !wenv->we_keeper ||
+	    !relay_quiet(&c->cn_relay))
+		return 0;
+	c->cn_asked = 1;
+	return others_wait();
+}
+
+/* In a request head that stopped short: asked again only when more of it came. */
+static int head_crowded(struct conn *c)
+{
+	if (c->cn_head_asked == c->cn_last_in || !relay_quiet(&c->cn_relay))
+		return 0;
+	c->cn_head_asked = c->cn_last_in;
+	return others_wait();
+}
+
 /* Which clock runs depends on where the exchange stands; so does who speaks next, and how
  * much of a body may pass unseen. */
 static int http_check(struct conn *c, int64_t now, struct relay_plan *plan)
@@ -338,8 +387,8 @@ static int http_check(struct conn *c, int64_t now, struct relay_plan *plan)
 		/* Nothing said for --park-after: the keeper waits for it.  No deadline is set
 		 * for this: the client socket's SO_RCVTIMEO is --park-after, so the relay's
 		 * blocking read of it comes back then at no cost to the hot path. */
-		if ((now - c->cn_last_io >= cfg.cf_park_after_ms * NS_PER_MS || hurry()) &&
-		    may_park(c, now))
+		if ((now - c->cn_last_io >= cfg.cf_park_after_ms * NS_PER_MS || hurry() ||
+		    idle_crowded(c)) && may_park(c, now))
 			return RELAY_HANDOFF + 1;
 		return 0;
 	}
@@ -355,10 +404,12 @@ static int http_check(struct conn *c, int64_t now, struct relay_plan *plan)
 	/* A request head that stalled waits in the keeper too, where 1000 of them cost no
 	 * worker; --header-timeout still cuts it there. */
 	if (st.st_head_since && !st.st_in_body && wenv->we_keeper) {
-		if (now - c->cn_last_in < cfg.cf_park_after_ms * NS_PER_MS)
-			due(c->cn_last_in + cfg.cf_park_after_ms * NS_PER_MS, now, deadline);
-		else if (may_park(c, now))
+		int64_t quiet_at = c->cn_last_in + cfg.cf_park_after_ms * NS_PER_MS;
+
+		if ((now >= quiet_at || hurry() || head_crowded(c)) && may_park(c, now))
 			return RELAY_HANDOFF + 1;
+		if (now < quiet_at)
+			due(quiet_at, now, deadline);
 	}
 	/* A body that stops because the application does not read is not the client's fault. */
 	if (st.st_in_body && !relay_pending(&c->cn_relay, RELAY_C2U) &&
@@ -561,6 +612,8 @@ static void conn_start(struct conn *c, int cfd, int ufd)
 	c->cn_answered = 0;
 	c->cn_park_after = 0;
 	c->cn_slow_tick = 0;
+	c->cn_asked = 0;
+	c->cn_head_asked = 0;
 	relay_init(&c->cn_relay, cfd, ufd, wenv->we_alive_fd, &relay_ops, c);
 	relay_set_ticks(&c->cn_relay, wenv->we_client_tick_ms, RELAY_TICK_MS);
 }
@@ -576,10 +629,10 @@ static enum close_reason serve(int cfd)
 	c->cn_accepted = clock_mono_ns();
 	c->cn_connected = 0;
 	c->cn_last_io = c->cn_last_in = c->cn_accepted;
-	c->cn_requests = 0;
+	c->cn_requests = c->cn_stay_from = 0;
 	if (cfg.cf_mode == MODE_HTTP)
 		observer_init(&c->cn_obs, &obs_ops, c);
-	atomic_store_explicit(&slot->sl_sb.sb_conn_start, c->cn_accepted, memory_order_relaxed);
+	sb_conn_taken(c);
 #if !defined(__linux__)
 	/* On Linux the accepted socket has these from the listen socket already. */
 	net_set_nodelay(cfd);
@@ -616,15 +669,15 @@ static enum close_reason resume(const struct park_msg *pm, int cfd, int ufd)
 
 	conn_start(c, cfd, ufd);
 	/* It came back because a side spoke: read that before thinking of parking again. */
-	c->cn_park_after = clock_mono_ns() + cfg.cf_park_after_ms * NS_PER_MS;
+	c->cn_park_after = PARK_NOT_UNREAD;
 	c->cn_accepted = cb->cb_accepted;
 	c->cn_connected = cb->cb_connected;
 	c->cn_last_io = pm->pk_last_io;
 	c->cn_last_in = pm->pk_last_in;
-	c->cn_requests = cb->cb_requests;
+	c->cn_requests = c->cn_stay_from = cb->cb_requests;
 	c->cn_relay.rl_bytes[RELAY_C2U] = cb->cb_bytes[0];
 	c->cn_relay.rl_bytes[RELAY_U2C] = cb->cb_bytes[1];
-	atomic_store_explicit(&slot->sl_sb.sb_conn_start, c->cn_accepted, memory_order_relaxed);
+	sb_conn_taken(c);
 	if (observer_restore(&c->cn_obs, &obs_ops, c, &pm->pk_obs, pm->pk_line, pm->pk_linelen,
 	    route) == -1) {
 		log_warnx("a parked connection came back with a state it cannot have: closed");

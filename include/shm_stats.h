@@ -95,7 +95,7 @@ struct shm_scoreboard {
 	_Atomic uint32_t sb_state;	/* enum worker_state */
 	_Atomic uint32_t sb_generation;	/* bumped by HUP: tells old workers from new */
 	_Atomic uint32_t sb_spare;
-	_Atomic int64_t sb_last_busy;	/* end of its last connection (or its start) */
+	_Atomic int64_t sb_last_busy;	/* it last took or let go of a connection (or started) */
 	_Atomic int64_t sb_heartbeat;	/* last sign of life, at least once a second */
 	_Atomic int64_t sb_conn_start;	/* current connection's accept, 0 when idle */
 	_Atomic int64_t sb_req_start;	/* current request's first byte, 0 when none */

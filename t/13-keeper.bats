@@ -281,13 +281,16 @@ CROWD_HEADS=${CROWD_HEADS:-200}
 
 @test "a crowd: $CROWD_IDLE idle keep-alive and $CROWD_HEADS stalled heads cost no worker; newcomers served at once; counts exact" {
 	start_nginx
-	start_sm --workers 4 --header-timeout 4 --pool-idle-timeout 1
-	local t0=$EPOCHREALTIME
-	CROWD_BATCH=20 CROWD_RATE=1000 CROWD_READY=$BATS_TEST_TMPDIR/ready \
+	# The defaults but for a shorter header timeout; the crowd arrives as fast as it can
+	# (100 at a time), and the pool's idle workers would take 30 s to retire: what is
+	# counted is what the arrival grew.
+	start_sm --workers 4 --header-timeout 4
+	CROWD_READY=$BATS_TEST_TMPDIR/ready \
 		spawn idle "$PY" "$ROOT/t/lib/crowd.py" idle "$SM_PORT" "$CROWD_IDLE" 6 /index.html
 	wait_until 60 test -f "$BATS_TEST_TMPDIR/ready"
 	spawn heads "$PY" "$ROOT/t/lib/crowd.py" heads "$SM_PORT" "$CROWD_HEADS" 10
-	sleep 2	# the pool retires what the arrival needed (--pool-idle-timeout 1)
+	parked_all() { scrape && [ "$(metric sidemeter_parked_connections)" = $((CROWD_IDLE + CROWD_HEADS)) ]; }
+	wait_until 3 parked_all || true
 	scrape
 	local parked workers busy pss
 	parked=$(metric sidemeter_parked_connections)
@@ -318,4 +321,29 @@ CROWD_HEADS=${CROWD_HEADS:-200}
 	else
 		expect_le "PSS of all sidemeter processes (KiB)" $((40 * 1024)) "$pss"
 	fi
+}
+
+@test "with the keeper the pool still grows for workers a slow application ties up" {
+	start_app
+	start_sm --workers 2 --max-workers 16
+	# 12 requests of 800 ms at once: 2 workers would take 6 rounds (4.8 s); a pool that
+	# grows for workers tied up that long serves them in about one
+	local t0=$EPOCHREALTIME i pids=() peak=0 n
+	for i in $(seq 12); do
+		curl -sS -o /dev/null -w '%{http_code}\n' --max-time 10 \
+			"http://127.0.0.1:$SM_PORT/slow?ms=800" >"$BATS_TEST_TMPDIR/code.$i" &
+		pids+=($!)
+	done
+	for i in $(seq 8); do
+		sleep 0.1
+		n=$(worker_pids "$sm_pid" | wc -l)
+		((n > peak)) && peak=$n
+	done
+	for i in "${pids[@]}"; do wait_gone "$i" 10; done
+	local ms
+	ms=$(awk "BEGIN { printf \"%d\", ($EPOCHREALTIME - $t0) * 1000 }")
+	echo "# 12 requests of 800 ms, --workers 2: the pool grew to $peak workers, all answered in $ms ms" >&3
+	expect_eq "answers" "$(printf '200\n%.0s' $(seq 12))" "$(cat "$BATS_TEST_TMPDIR"/code.*)"
+	expect_ge "workers at the peak" 8 "$peak"
+	expect_le "all answered within (ms)" 2400 "$ms"
 }
