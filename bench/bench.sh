@@ -147,15 +147,26 @@ done
 # are summed over every live thread, HAProxy's too.
 usage() {
 	[[ $1 == 0 ]] && { echo 0 0 0; return; }
-	awk -v g="$1" '
-		FILENAME ~ /\/stat$/ {
-			split(FILENAME, path, "/")
-			sub(/^.*\) /, "")
-			if ($3 == g) { member[path[3]] = 1; u += $12 + $14; s += $13 + $15 }
-			next
+	# getline, not awk's own file list: a process that ends between the glob and the read
+	# is skipped, where mawk would stop at its missing file
+	awk -v g="$1" 'BEGIN {
+		for (i = 1; i < ARGC; i++) {
+			f = ARGV[i]
+			split(f, path, "/")
+			if (f ~ /\/stat$/) {
+				if ((getline line < f) > 0) {
+					sub(/^.*\) /, "", line)
+					split(line, a, " ")
+					if (a[3] == g) { member[path[3]] = 1; u += a[12] + a[14]; s += a[13] + a[15] }
+				}
+			} else if (path[3] in member) {
+				while ((getline line < f) > 0)
+					if (line ~ /ctxt_switches:/) { split(line, a, " "); c += a[2] }
+			}
+			close(f)
 		}
-		/ctxt_switches:/ { split(FILENAME, path, "/"); if (path[3] in member) c += $2 }
-		END { print u + 0, s + 0, c + 0 }' /proc/[0-9]*/stat /proc/[0-9]*/task/[0-9]*/status 2>/dev/null
+		print u + 0, s + 0, c + 0
+	}' /proc/[0-9]*/stat /proc/[0-9]*/task/[0-9]*/status 2>/dev/null
 }
 # machine: busy and total jiffies of the whole machine
 machine() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat; }
