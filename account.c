@@ -3,6 +3,26 @@
 #include <string.h>
 
 #include "account.h"
+#include "clock.h"
+
+static void put_exemplar(struct shm_slot *sl, const struct obs_exchange *ex)
+{
+	struct shm_record r;
+
+	memset(&r, 0, sizeof(r));
+	r.r_kind = REC_EXEMPLAR;
+	memcpy(r.r_trace, ex->ex_trace, sizeof(r.r_trace));
+	memcpy(r.r_span, ex->ex_span, sizeof(r.r_span));
+	r.r_value = (uint64_t)(ex->ex_resp_end - ex->ex_req_start);
+	if (!(ex->ex_flags & EX_ANSWERED) && ex->ex_req_end > 0 && ex->ex_resp_start > ex->ex_req_end)
+		r.r_app = (uint64_t)(ex->ex_resp_start - ex->ex_req_end);
+	r.r_wall = clock_wall_ns();
+	r.r_route = ex->ex_route;
+	r.r_code = ex->ex_code;
+	r.r_method = ex->ex_method;
+	r.r_flags = ex->ex_flags & EX_HTTP10 ? REC_HTTP10 : 0;
+	shm_stats_put(sl, &r);
+}
 
 void account_exchange(struct shm_slot *sl, const struct obs_exchange *ex, int why)
 {
@@ -19,7 +39,8 @@ void account_exchange(struct shm_slot *sl, const struct obs_exchange *ex, int wh
 	r.r_route = ex->ex_route;
 	r.r_code = ex->ex_code;
 	r.r_method = ex->ex_method;
-	r.r_flags = ex->ex_flags & EX_ANSWERED ? REC_ANSWERED : 0;
+	r.r_flags = (uint8_t)((ex->ex_flags & EX_ANSWERED ? REC_ANSWERED : 0) |
+	    (ex->ex_flags & EX_HTTP10 ? REC_HTTP10 : 0));
 	r.r_reason = (uint8_t)(why < 0 ? 0 : why + 1);
 	/* The count first, exactly; the sample after, if the ring has room. */
 	if (why < 0)
@@ -27,6 +48,9 @@ void account_exchange(struct shm_slot *sl, const struct obs_exchange *ex, int wh
 	else
 		shm_stats_add(sl, CTR_INCOMPLETE + (unsigned)why, 1);
 	shm_stats_put(sl, &r);
+	/* A traced request that got its answer: its ids, for the histograms' exemplars. */
+	if (why < 0 && (ex->ex_flags & EX_TRACED) && ex->ex_resp_end > ex->ex_req_start)
+		put_exemplar(sl, ex);
 }
 
 void account_conn_end(struct shm_slot *sl, const struct conn_books *cb, enum close_reason why,

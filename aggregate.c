@@ -24,6 +24,12 @@ const uint64_t aggregate_size_bounds[AG_SIZE_BOUNDS] = {
 	100, 1000, 10000, 100000, 1000000, 10000000, 100000000
 };
 
+const double aggregate_otel_bounds[AG_OTEL_BOUNDS] = {
+	0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10
+};
+
+#define OTEL_INDEX_CAP (2 * AG_OTEL_SERIES)	/* a power of two, half full at most */
+
 struct aggregate agg;
 
 static struct route_agg *route_new(const char *name)
@@ -53,6 +59,15 @@ void aggregate_init(struct shm_header *sh, const struct config *cf)
 	agg.ag_route_map = calloc((size_t)sh->sh_nslots * SHM_ROUTES, sizeof(uint16_t));
 	if (agg.ag_route_map == NULL)
 		fatal("calloc");
+	if (cf->cf_metric_names != NAMES_SIDEMETER) {
+		agg.ag_otel = 1;
+		for (i = 0; i < AG_OTEL_BOUNDS; i++)
+			agg.ag_otel_bounds[i] = (uint64_t)(aggregate_otel_bounds[i] * 1e9 + 0.5);
+		agg.ag_otel_series = calloc(AG_OTEL_SERIES, sizeof(*agg.ag_otel_series));
+		agg.ag_otel_index = calloc(OTEL_INDEX_CAP, sizeof(*agg.ag_otel_index));
+		if (agg.ag_otel_series == NULL || agg.ag_otel_index == NULL)
+			fatal("calloc");
+	}
 	agg.ag_routes[SHM_ROUTE_OTHER] = route_new("other");
 	agg.ag_nroutes = 1;
 	agg.ag_interval_start = agg.ag_tick_start = clock_mono_ns();
@@ -113,6 +128,35 @@ static void add_both(struct hist h[2], uint64_t v)
 	hist_add(&h[AG_INTERVAL], v);
 }
 
+/* The series of a key, made when first seen; past AG_OTEL_SERIES the route is "other",
+ * and NULL only if even that series has no room (or no memory). */
+static struct otel_series *otel_series(uint32_t key)
+{
+	uint32_t h = (key * 2654435761u) & (OTEL_INDEX_CAP - 1);
+	struct otel_series *os;
+
+	for (;; h = (h + 1) & (OTEL_INDEX_CAP - 1)) {
+		uint32_t at = agg.ag_otel_index[h];
+
+		if (at == 0)
+			break;
+		if (agg.ag_otel_series[at - 1]->os_key == key)
+			return agg.ag_otel_series[at - 1];
+	}
+	if (agg.ag_notel == AG_OTEL_SERIES) {
+		uint32_t other = key & ((1u << 17) - 1);	/* route 0: "other" */
+
+		return key == other ? NULL : otel_series(other);
+	}
+	os = calloc(1, sizeof(*os));
+	if (os == NULL)
+		return NULL;
+	os->os_key = key;
+	agg.ag_otel_series[agg.ag_notel++] = os;
+	agg.ag_otel_index[h] = agg.ag_notel;
+	return os;
+}
+
 static void take_request(unsigned slot, const struct shm_record *r)
 {
 	struct route_agg *ra;
@@ -134,8 +178,57 @@ static void take_request(unsigned slot, const struct shm_record *r)
 		add_both(agg.ag_app, app);
 		hist_prom_add(&ra->ra_app_prom, agg.ag_bounds, agg.ag_nbounds, app);
 	}
+	if (agg.ag_otel) {
+		struct otel_series *os = otel_series(AG_OTEL_KEY(global_route(slot, r->r_route),
+		    (r->r_flags & REC_HTTP10) != 0, r->r_method, r->r_code));
+
+		if (os != NULL)
+			hist_prom_add(&os->os_h, agg.ag_otel_bounds, AG_OTEL_BOUNDS, dur);
+	}
 	hist_prom_add(&agg.ag_req_size, aggregate_size_bounds, AG_SIZE_BOUNDS, r->r_bytes_in);
 	hist_prom_add(&agg.ag_resp_size, aggregate_size_bounds, AG_SIZE_BOUNDS, r->r_bytes_out);
+}
+
+/* The bucket a value falls in: bounds are inclusive, n is +Inf. */
+static unsigned bucket_of(const uint64_t *bounds, unsigned n, uint64_t v)
+{
+	unsigned i = 0;
+
+	while (i < n && v > bounds[i])
+		i++;
+	return i;
+}
+
+static void exemplar_set(struct exemplar *e, const struct shm_record *r, uint64_t value)
+{
+	memcpy(e->ex_trace, r->r_trace, sizeof(e->ex_trace));
+	memcpy(e->ex_span, r->r_span, sizeof(e->ex_span));
+	e->ex_value = value;
+	e->ex_wall = r->r_wall;
+}
+
+/* A traced request: the latest exemplar of its buckets, in its route's histograms and in
+ * its OpenTelemetry series. */
+static void take_exemplar(unsigned slot, const struct shm_record *r)
+{
+	struct route_agg *ra = agg.ag_routes[global_route(slot, r->r_route)];
+	unsigned n = agg.ag_nbounds + 1;
+
+	if (ra->ra_ex == NULL && (ra->ra_ex = calloc(2 * n, sizeof(*ra->ra_ex))) == NULL)
+		return;
+	exemplar_set(&ra->ra_ex[bucket_of(agg.ag_bounds, agg.ag_nbounds, r->r_value)], r,
+	    r->r_value);
+	if (r->r_app > 0)
+		exemplar_set(&ra->ra_ex[n + bucket_of(agg.ag_bounds, agg.ag_nbounds, r->r_app)], r,
+		    r->r_app);
+	if (agg.ag_otel) {
+		struct otel_series *os = otel_series(AG_OTEL_KEY(global_route(slot, r->r_route),
+		    (r->r_flags & REC_HTTP10) != 0, r->r_method, r->r_code));
+
+		if (os != NULL)
+			exemplar_set(&os->os_ex[bucket_of(agg.ag_otel_bounds, AG_OTEL_BOUNDS,
+			    r->r_value)], r, r->r_value);
+	}
 }
 
 static void take(void *ctx, unsigned slot, const struct shm_record *r)
@@ -154,6 +247,8 @@ static void take(void *ctx, unsigned slot, const struct shm_record *r)
 		    span(r->r_start, r->r_end));
 	} else if (r->r_kind == REC_REQUEST) {
 		take_request(slot, r);
+	} else if (r->r_kind == REC_EXEMPLAR) {
+		take_exemplar(slot, r);
 	}
 }
 

@@ -27,7 +27,8 @@ struct option_def {
 };
 
 static option_setter set_listen, set_upstream, set_metrics, set_uint, set_duration,
-    set_mode, set_format, set_route, set_buckets, set_max_workers, set_max_parked;
+    set_mode, set_format, set_route, set_buckets, set_max_workers, set_max_parked,
+    set_metric_names, set_label;
 
 #define F(field) offsetof(struct config, field)
 #define HOUR (3600 * 1000LL)
@@ -86,6 +87,10 @@ static const struct option_def options[] = {
 	{ "buckets", "S,S,...", "0.0001,0.00025,0.0005,0.001,0.0025,0.005,0.01,0.025,0.05,0.1,"
 	  "0.25,0.5,1,2.5,5,10,30,60", set_buckets, 0, 0, 0,
 	  "histogram bucket bounds in seconds, increasing" },
+	{ "metric-names", "sidemeter|otel|both", "sidemeter", set_metric_names, 0, 0, 0,
+	  "HTTP server metrics under sidemeter's names, OpenTelemetry's, or both" },
+	{ "label", "NAME=VALUE", NULL, set_label, 0, 0, 0,
+	  "a label of target_info on /metrics (repeatable; env SIDEMETER_LABELS: comma-separated)" },
 	{ "check", NULL, NULL, NULL, 0, 0, 0,
 	  "print the effective configuration and exit (2 if it is invalid)" },
 	{ "version", NULL, NULL, NULL, 0, 0, 0, "print the version and exit" },
@@ -338,6 +343,107 @@ static int set_route(struct config *cf, const struct option_def *od, const char 
 	return 0;
 }
 
+static int set_metric_names(struct config *cf, const struct option_def *od, const char *v,
+    char *err, size_t len)
+{
+	if (strcmp(v, "sidemeter") == 0)
+		cf->cf_metric_names = NAMES_SIDEMETER;
+	else if (strcmp(v, "otel") == 0)
+		cf->cf_metric_names = NAMES_OTEL;
+	else if (strcmp(v, "both") == 0)
+		cf->cf_metric_names = NAMES_BOTH;
+	else {
+		snprintf(err, len, "'%s' is not sidemeter, otel or both", v);
+		return -1;
+	}
+	return 0;
+}
+
+/* Is p[0, n) valid UTF-8 with no control character? */
+static int printable_utf8(const unsigned char *p, size_t n)
+{
+	size_t i = 0, k, need;
+
+	while (i < n) {
+		if (p[i] < 0x20 || p[i] == 0x7f)
+			return 0;
+		need = p[i] < 0x80 ? 0 : (p[i] & 0xe0) == 0xc0 && p[i] >= 0xc2 ? 1 :
+		    (p[i] & 0xf0) == 0xe0 ? 2 : (p[i] & 0xf8) == 0xf0 && p[i] <= 0xf4 ? 3 : 4;
+		if (need == 4 || i + need >= n)
+			return 0;
+		for (k = 1; k <= need; k++)
+			if ((p[i + k] & 0xc0) != 0x80)
+				return 0;
+		i += need + 1;
+	}
+	return 1;
+}
+
+/* NAME=VALUE: a Prometheus label name (not one of the reserved "__" ones) and a value of
+ * printable UTF-8; an empty value adds nothing. */
+static int add_label(struct config *cf, const char *v, size_t n, char *err, size_t len)
+{
+	const char *eq = memchr(v, '=', n);
+	size_t name = eq ? (size_t)(eq - v) : n, i;
+	struct config_label *cl;
+
+	if (eq == NULL || name == 0) {
+		snprintf(err, len, "'%.*s' is not NAME=VALUE", (int)(n > 80 ? 80 : n), v);
+		return -1;
+	}
+	for (i = 0; i < name; i++)
+		if (!(isalpha((unsigned char)v[i]) || v[i] == '_' || (i > 0 && isdigit((unsigned char)v[i]))))
+			break;
+	if (i < name || name > CONFIG_LABEL_NAME || (name >= 2 && v[0] == '_' && v[1] == '_')) {
+		snprintf(err, len, "'%.*s' is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, at most %d "
+		    "bytes, not starting with __)", (int)(name > 80 ? 80 : name), v, CONFIG_LABEL_NAME);
+		return -1;
+	}
+	/* An empty value is no label (as in Prometheus): what the Downward API leaves empty,
+	 * a missing pod label say, does not stop the sidecar. */
+	if (n - name - 1 == 0)
+		return 0;
+	if (n - name - 1 > CONFIG_LABEL_VALUE ||
+	    !printable_utf8((const unsigned char *)eq + 1, n - name - 1)) {
+		snprintf(err, len, "the value of label '%.*s' must be at most %d bytes of printable "
+		    "UTF-8", (int)name, v, CONFIG_LABEL_VALUE);
+		return -1;
+	}
+	for (i = 0; i < cf->cf_nlabels; i++)
+		if (strlen(cf->cf_labels[i].cl_name) == name &&
+		    memcmp(cf->cf_labels[i].cl_name, v, name) == 0) {
+			snprintf(err, len, "label '%.*s' is given twice", (int)name, v);
+			return -1;
+		}
+	if (cf->cf_nlabels == CONFIG_MAX_LABELS) {
+		snprintf(err, len, "more than %d labels", CONFIG_MAX_LABELS);
+		return -1;
+	}
+	cl = &cf->cf_labels[cf->cf_nlabels++];
+	memcpy(cl->cl_name, v, name);
+	cl->cl_name[name] = '\0';
+	memcpy(cl->cl_value, eq + 1, n - name - 1);
+	cl->cl_value[n - name - 1] = '\0';
+	return 0;
+}
+
+/* One label or a comma-separated list of them (so a value holds no comma). */
+static int set_label(struct config *cf, const struct option_def *od, const char *v, char *err,
+    size_t len)
+{
+	const char *p = v;
+
+	while (*p) {
+		size_t n = strcspn(p, ",");
+
+		if (n > 0 && add_label(cf, p, n, err, len) == -1)
+			return -1;
+		p += n;
+		p += strspn(p, ",");
+	}
+	return 0;
+}
+
 static int set_buckets(struct config *cf, const struct option_def *od, const char *v,
     char *err, size_t len)
 {
@@ -384,7 +490,13 @@ static int set_buckets(struct config *cf, const struct option_def *od, const cha
 
 static void env_name(const struct option_def *od, char *buf, size_t len)
 {
-	size_t i, n = (size_t)snprintf(buf, len, "SIDEMETER_");
+	size_t i, n;
+
+	if (od->od_set == set_label) {	/* a list, so the plural */
+		snprintf(buf, len, "SIDEMETER_LABELS");
+		return;
+	}
+	n = (size_t)snprintf(buf, len, "SIDEMETER_");
 
 	for (i = 0; od->od_name[i] && n + 1 < len; i++)
 		buf[n++] = od->od_name[i] == '-' ? '_' : (char)toupper((unsigned char)od->od_name[i]);
@@ -491,9 +603,12 @@ enum config_result config_parse(struct config *cf, int argc, char **argv, char *
 			return CONFIG_ERROR;
 		}
 		snprintf(who, sizeof(who), "--%s", od->od_name);
-		/* A repeated option replaces the earlier value, except --route, which adds. */
+		/* A repeated option replaces the earlier value, except --route and --label,
+		 * which add. */
 		if (od->od_set == set_route && sources[od - options] != SRC_FLAG)
 			cf->cf_npatterns = 0;
+		if (od->od_set == set_label && sources[od - options] != SRC_FLAG)
+			cf->cf_nlabels = 0;
 		if (apply(cf, od, val, who, err, errlen) == -1)
 			return CONFIG_ERROR;
 		sources[od - options] = SRC_FLAG;
@@ -547,7 +662,7 @@ static void print_duration(char *buf, size_t len, int64_t ms)
 void config_print(const struct config *cf, int fd)
 {
 	static const char *src_name[] = { "default", "env", "flag" };
-	char line[1200], val[1024];
+	char line[6400], val[6144];
 	size_t k;
 	unsigned j;
 	int n;
@@ -581,7 +696,20 @@ void config_print(const struct config *cf, int fd)
 			    *(const int64_t *)(const void *)((const char *)cf + od->od_offset));
 		else if (od->od_set == set_buckets)
 			snprintf(val, sizeof(val), "%s", cf->cf_buckets_text);
-		else if (od->od_set == set_route) {
+		else if (od->od_set == set_metric_names)
+			snprintf(val, sizeof(val), "%s", cf->cf_metric_names == NAMES_OTEL ? "otel" :
+			    cf->cf_metric_names == NAMES_BOTH ? "both" : "sidemeter");
+		else if (od->od_set == set_label) {
+			val[0] = '\0';
+			for (j = 0; j < cf->cf_nlabels; j++) {
+				size_t used = strlen(val);
+
+				snprintf(val + used, sizeof(val) - used, "%s%s=%s", j ? "," : "",
+				    cf->cf_labels[j].cl_name, cf->cf_labels[j].cl_value);
+			}
+			if (cf->cf_nlabels == 0)
+				snprintf(val, sizeof(val), "(none)");
+		} else if (od->od_set == set_route) {
 			val[0] = '\0';
 			for (j = 0; j < cf->cf_npatterns; j++) {
 				size_t used = strlen(val);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -128,41 +129,101 @@ static void label_value(struct buf *b, const char *s)
 	}
 }
 
-/* ---- Prometheus ---- */
+/* ---- Prometheus and OpenMetrics ---- */
+
+/* The page being rendered is OpenMetrics 1.0 (the scrape asked for it), not the Prometheus
+ * text format.  The two differ in a family's name for counters and infos (no _total or
+ * _info suffix), # UNIT, _created series, exemplars and the closing # EOF. */
+static int om;
+static int64_t started_wall;
+
+static int ends_with(const char *s, size_t n, const char *suffix)
+{
+	size_t k = strlen(suffix);
+
+	return n >= k && memcmp(s + n - k, suffix, k) == 0;
+}
 
 static void family(struct buf *b, enum metric_id id)
 {
-	static const char *const types[] = { "counter", "gauge", "histogram" };
+	static const char *const types[] = { "counter", "gauge", "histogram", "info" };
 	const struct metric_def *md = &metric_defs[id];
+	size_t n = strlen(md->md_name);
 
-	buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", md->md_name, md->md_help, md->md_name,
-	    types[md->md_type]);
+	if (!om) {
+		buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", md->md_name, md->md_help,
+		    md->md_name, md->md_type == MT_INFO ? "gauge" : types[md->md_type]);
+		return;
+	}
+	if (md->md_type == MT_COUNTER && ends_with(md->md_name, n, "_total"))
+		n -= 6;
+	else if (md->md_type == MT_INFO && ends_with(md->md_name, n, "_info"))
+		n -= 5;
+	buf_printf(b, "# HELP %.*s %s\n# TYPE %.*s %s\n", (int)n, md->md_name, md->md_help,
+	    (int)n, md->md_name, types[md->md_type]);
+	if (md->md_type != MT_INFO && ends_with(md->md_name, n, "_seconds"))
+		buf_printf(b, "# UNIT %.*s seconds\n", (int)n, md->md_name);
+	else if (md->md_type != MT_INFO && ends_with(md->md_name, n, "_bytes"))
+		buf_printf(b, "# UNIT %.*s bytes\n", (int)n, md->md_name);
+}
+
+/* OpenMetrics: when a counter (name ends in _total) or histogram (name as is) series began,
+ * which for every series here is the master's start: each counts from zero since then. */
+static void created(struct buf *b, const char *name, const char *labels)
+{
+	size_t n = strlen(name);
+
+	if (!om)
+		return;
+	if (ends_with(name, n, "_total"))
+		n -= 6;
+	buf_printf(b, "%.*s_created%s%s%s %lld\n", (int)n, name, labels[0] ? "{" : "", labels,
+	    labels[0] ? "}" : "", (long long)started_wall);
+}
+
+/* OpenMetrics: the exemplar of a bucket line, if it has one. */
+static void exemplar(struct buf *b, const struct exemplar *e, double scale)
+{
+	unsigned i;
+
+	if (!om || e == NULL || e->ex_wall == 0)
+		return;
+	buf_append(b, " # {trace_id=\"", 14);
+	for (i = 0; i < sizeof(e->ex_trace); i++)
+		buf_printf(b, "%02x", e->ex_trace[i]);
+	buf_append(b, "\",span_id=\"", 11);
+	for (i = 0; i < sizeof(e->ex_span); i++)
+		buf_printf(b, "%02x", e->ex_span[i]);
+	buf_printf(b, "\"} %.9g %lld.%03lld", (double)e->ex_value / scale,
+	    (long long)(e->ex_wall / NS_PER_S), (long long)(e->ex_wall % NS_PER_S / NS_PER_MS));
 }
 
 /* A histogram's series.  labels is "" or 'name="value",'; values are divided by scale for
- * the sum (ns to seconds: 1e9). */
+ * the sum (ns to seconds: 1e9).  ex: an exemplar per bucket (nbounds + 1), or NULL. */
 static void prom_hist(struct buf *b, const char *name, const char *labels,
-    const struct hist_prom *hp, unsigned nbounds, const char *const *le, double scale)
+    const struct hist_prom *hp, unsigned nbounds, const char *const *le, double scale,
+    const struct exemplar *ex)
 {
+	char bare[SHM_ROUTE_LEN * 2 + 256];
 	uint64_t cum = 0;
 	unsigned i;
 
-	for (i = 0; i < nbounds; i++) {
+	for (i = 0; i <= nbounds; i++) {
 		cum += hp->hp_b[i];
-		buf_printf(b, "%s_bucket{%sle=\"%s\"} %llu\n", name, labels, le[i],
-		    (unsigned long long)cum);
+		buf_printf(b, "%s_bucket{%sle=\"%s\"} %llu", name, labels,
+		    i < nbounds ? le[i] : "+Inf", (unsigned long long)cum);
+		exemplar(b, ex ? &ex[i] : NULL, scale);
+		buf_append(b, "\n", 1);
 	}
-	cum += hp->hp_b[nbounds];
-	buf_printf(b, "%s_bucket{%sle=\"+Inf\"} %llu\n", name, labels, (unsigned long long)cum);
-	if (labels[0]) {
-		size_t n = strlen(labels) - 1;	/* without the trailing comma */
-
-		buf_printf(b, "%s_sum{%.*s} %.9g\n%s_count{%.*s} %llu\n", name, (int)n, labels,
-		    (double)hp->hp_sum / scale, name, (int)n, labels, (unsigned long long)hp->hp_count);
-	} else {
+	/* the labels without the trailing comma */
+	snprintf(bare, sizeof(bare), "%.*s", labels[0] ? (int)strlen(labels) - 1 : 0, labels);
+	if (bare[0])
+		buf_printf(b, "%s_sum{%s} %.9g\n%s_count{%s} %llu\n", name, bare,
+		    (double)hp->hp_sum / scale, name, bare, (unsigned long long)hp->hp_count);
+	else
 		buf_printf(b, "%s_sum %.9g\n%s_count %llu\n", name, (double)hp->hp_sum / scale, name,
 		    (unsigned long long)hp->hp_count);
-	}
+	created(b, name, bare);
 }
 
 static char le_seconds[CONFIG_MAX_BUCKETS][32];
@@ -175,10 +236,16 @@ static void labelled_counters(struct buf *b, enum metric_id id, const char *labe
 {
 	unsigned i;
 
+	char labels[128];
+
 	family(b, id);
-	for (i = 0; i < n; i++)
-		buf_printf(b, "%s{%s=\"%s\"} %llu\n", metric_defs[id].md_name, label, names[i],
+	for (i = 0; i < n; i++) {
+		snprintf(labels, sizeof(labels), "%s=\"%s\"", label, names[i]);
+		buf_printf(b, "%s{%s} %llu\n", metric_defs[id].md_name, labels,
 		    (unsigned long long)ctr[i]);
+		if (metric_defs[id].md_type == MT_COUNTER)
+			created(b, metric_defs[id].md_name, labels);
+	}
 }
 
 /* Request counts merged over slots: collected, sorted by key, equal keys added up. */
@@ -218,7 +285,9 @@ static int by_key(const void *a, const void *b)
 
 static void requests(struct buf *b, const uint64_t *ctr)
 {
+	const char *name = metric_defs[METRIC_HTTP_REQUESTS].md_name;
 	struct req_list l = { NULL, 0, 0 };
+	struct buf lb = { NULL, 0, 0, 0 };
 	size_t i, j;
 
 	family(b, METRIC_HTTP_REQUESTS);
@@ -231,16 +300,26 @@ static void requests(struct buf *b, const uint64_t *ctr)
 
 		for (j = i; j < l.rl_n && l.rl_e[j].re_key == key; j++)
 			n += l.rl_e[j].re_count;
-		buf_printf(b, "sidemeter_http_requests_total{method=\"%s\",code=\"%03u\",route=\"",
+		lb.b_len = 0;
+		buf_printf(&lb, "method=\"%s\",code=\"%03u\",route=\"",
 		    http_method_names[SHM_REQ_METHOD(key) < METHOD_MAX ? SHM_REQ_METHOD(key) : METHOD_OTHER],
 		    SHM_REQ_CODE(key));
-		label_value(b, aggregate_route_name(SHM_REQ_ROUTE(key)));
-		buf_printf(b, "\"} %llu\n", (unsigned long long)n);
+		label_value(&lb, aggregate_route_name(SHM_REQ_ROUTE(key)));
+		buf_append(&lb, "\"", 1);
+		if (lb.b_failed)
+			break;
+		buf_printf(b, "%s{%s} %llu\n", name, lb.b_data, (unsigned long long)n);
+		created(b, name, lb.b_data);
 	}
 	/* Counted exactly, but a worker's table had no room for its labels. */
-	if (ctr[CTR_REQ_UNCLASSIFIED])
-		buf_printf(b, "sidemeter_http_requests_total{method=\"OTHER\",code=\"unclassified\","
-		    "route=\"other\"} %llu\n", (unsigned long long)ctr[CTR_REQ_UNCLASSIFIED]);
+	if (ctr[CTR_REQ_UNCLASSIFIED]) {
+		static const char unclassified[] = "method=\"OTHER\",code=\"unclassified\",route=\"other\"";
+
+		buf_printf(b, "%s{%s} %llu\n", name, unclassified,
+		    (unsigned long long)ctr[CTR_REQ_UNCLASSIFIED]);
+		created(b, name, unclassified);
+	}
+	buf_free(&lb);
 	free(l.rl_e);
 }
 
@@ -265,9 +344,60 @@ static void route_hists(struct buf *b, enum metric_id id)
 		if (lb.b_failed)
 			break;
 		snprintf(labels, sizeof(labels), "%s", lb.b_data);
-		prom_hist(b, metric_defs[id].md_name, labels, hp, agg.ag_nbounds, le_sec_ptr, 1e9);
+		prom_hist(b, metric_defs[id].md_name, labels, hp, agg.ag_nbounds, le_sec_ptr, 1e9,
+		    ra->ra_ex == NULL ? NULL : id == METRIC_HTTP_REQUEST_DURATION ? ra->ra_ex :
+		    ra->ra_ex + agg.ag_nbounds + 1);
 	}
 	buf_free(&lb);
+}
+
+static char le_otel[AG_OTEL_BOUNDS][24];
+static const char *le_otel_ptr[AG_OTEL_BOUNDS];
+
+/* http_server_request_duration_seconds: OpenTelemetry's names, labels and bounds.  Methods
+ * it does not know are _OTHER; the scheme is http (sidemeter sees no TLS). */
+static void otel_hists(struct buf *b)
+{
+	struct buf lb = { NULL, 0, 0, 0 };
+	unsigned i;
+
+	family(b, METRIC_OTEL_REQUEST_DURATION);
+	for (i = 0; i < agg.ag_notel; i++) {
+		const struct otel_series *os = agg.ag_otel_series[i];
+		unsigned method = (os->os_key >> 12) & 0xf;
+
+		if (os->os_h.hp_count == 0)
+			continue;
+		lb.b_len = 0;
+		buf_printf(&lb, "http_request_method=\"%s\",http_response_status_code=\"%u\","
+		    "http_route=\"", method < METHOD_OTHER ? http_method_names[method] : "_OTHER",
+		    os->os_key & 0xfff);
+		label_value(&lb, aggregate_route_name(os->os_key >> 17));
+		buf_printf(&lb, "\",network_protocol_name=\"http\",network_protocol_version=\"%s\","
+		    "url_scheme=\"http\",", os->os_key & (1u << 16) ? "1.0" : "1.1");
+		if (lb.b_failed)
+			break;
+		prom_hist(b, metric_defs[METRIC_OTEL_REQUEST_DURATION].md_name, lb.b_data, &os->os_h,
+		    AG_OTEL_BOUNDS, le_otel_ptr, 1e9, os->os_ex);
+	}
+	buf_free(&lb);
+}
+
+/* target_info: the labels --label gave, if any. */
+static void target_info(struct buf *b)
+{
+	unsigned i;
+
+	if (cfg.cf_nlabels == 0)
+		return;
+	family(b, METRIC_TARGET_INFO);
+	buf_append(b, "target_info{", 12);
+	for (i = 0; i < cfg.cf_nlabels; i++) {
+		buf_printf(b, "%s%s=\"", i ? "," : "", cfg.cf_labels[i].cl_name);
+		label_value(b, cfg.cf_labels[i].cl_value);
+		buf_append(b, "\"", 1);
+	}
+	buf_append(b, "} 1\n", 4);
 }
 
 /* ---- the processes ---- */
@@ -332,7 +462,6 @@ static void processes(struct proc_sum *ps)
 #endif
 }
 
-static int64_t started_wall;
 
 static int app_accepts(int64_t now);
 
@@ -349,7 +478,7 @@ static const struct {
 	{ METRIC_UPSTREAM_ERRORS, CTR_UPSTREAM, upstream_error_names, UPSTREAM_MAX },
 };
 
-void metrics_render_prometheus(struct buf *b)
+void metrics_render_prometheus(struct buf *b, int openmetrics)
 {
 	static const char *const accept_names[] = { "emfile", "other" };
 	uint64_t ctr[CTR_MAX], acc[2], states[WORKER_STATE_MAX];
@@ -357,6 +486,7 @@ void metrics_render_prometheus(struct buf *b)
 	struct proc_sum ps;
 	unsigned m, i;
 
+	om = openmetrics;
 	aggregate_drain();
 	aggregate_counters(ctr);
 	aggregate_pool(&pv);
@@ -365,6 +495,10 @@ void metrics_render_prometheus(struct buf *b)
 		const struct metric_def *md = &metric_defs[m];
 
 		if (md->md_scope == SCOPE_HTTP && cfg.cf_mode != MODE_HTTP)
+			continue;
+		/* --metric-names: the exchange's duration under one set of names, or both */
+		if ((m == METRIC_HTTP_REQUEST_DURATION && cfg.cf_metric_names == NAMES_OTEL) ||
+		    (m == METRIC_OTEL_REQUEST_DURATION && cfg.cf_metric_names == NAMES_SIDEMETER))
 			continue;
 		for (i = 0; i < sizeof(by_reason) / sizeof(by_reason[0]); i++)
 			if (by_reason[i].br_metric == m)
@@ -403,21 +537,31 @@ void metrics_render_prometheus(struct buf *b)
 		case METRIC_HTTP_UPSTREAM_DURATION:
 			route_hists(b, (enum metric_id)m);
 			break;
+		case METRIC_OTEL_REQUEST_DURATION:
+			otel_hists(b);
+			break;
 		case METRIC_CONNECT_DURATION:
 			family(b, METRIC_CONNECT_DURATION);
-			prom_hist(b, md->md_name, "", &agg.ag_connect_prom, agg.ag_nbounds, le_sec_ptr, 1e9);
+			prom_hist(b, md->md_name, "", &agg.ag_connect_prom, agg.ag_nbounds, le_sec_ptr, 1e9,
+			    NULL);
 			break;
 		case METRIC_CONNECTION_DURATION:
 			family(b, METRIC_CONNECTION_DURATION);
-			prom_hist(b, md->md_name, "", &agg.ag_conn_prom, agg.ag_nbounds, le_sec_ptr, 1e9);
+			prom_hist(b, md->md_name, "", &agg.ag_conn_prom, agg.ag_nbounds, le_sec_ptr, 1e9,
+			    NULL);
 			break;
 		case METRIC_HTTP_REQUEST_SIZE:
 			family(b, METRIC_HTTP_REQUEST_SIZE);
-			prom_hist(b, md->md_name, "", &agg.ag_req_size, AG_SIZE_BOUNDS, le_bytes_ptr, 1);
+			prom_hist(b, md->md_name, "", &agg.ag_req_size, AG_SIZE_BOUNDS, le_bytes_ptr, 1,
+			    NULL);
 			break;
 		case METRIC_HTTP_RESPONSE_SIZE:
 			family(b, METRIC_HTTP_RESPONSE_SIZE);
-			prom_hist(b, md->md_name, "", &agg.ag_resp_size, AG_SIZE_BOUNDS, le_bytes_ptr, 1);
+			prom_hist(b, md->md_name, "", &agg.ag_resp_size, AG_SIZE_BOUNDS, le_bytes_ptr, 1,
+			    NULL);
+			break;
+		case METRIC_TARGET_INFO:
+			target_info(b);
 			break;
 		case METRIC_BUILD_INFO:
 			family(b, METRIC_BUILD_INFO);
@@ -426,6 +570,7 @@ void metrics_render_prometheus(struct buf *b)
 		case METRIC_PROCESS_CPU:
 			family(b, METRIC_PROCESS_CPU);
 			buf_printf(b, "%s %.2f\n", md->md_name, ps.ps_cpu);
+			created(b, md->md_name, "");
 			break;
 		case METRIC_PROCESS_RSS:
 			family(b, METRIC_PROCESS_RSS);
@@ -444,9 +589,13 @@ void metrics_render_prometheus(struct buf *b)
 			family(b, (enum metric_id)m);
 			buf_printf(b, "%s %llu\n", md->md_name,
 			    (unsigned long long)aggregate_total((enum metric_id)m, ctr));
+			if (md->md_type == MT_COUNTER)
+				created(b, md->md_name, "");
 			break;
 		}
 	}
+	if (om)
+		buf_append(b, "# EOF\n", 6);
 }
 
 /* ---- /stats.json ---- */
@@ -746,6 +895,10 @@ void metrics_init(int listen_fd)
 		snprintf(le_seconds[i], sizeof(le_seconds[i]), "%g", cfg.cf_buckets[i]);
 		le_sec_ptr[i] = le_seconds[i];
 	}
+	for (i = 0; i < AG_OTEL_BOUNDS; i++) {
+		snprintf(le_otel[i], sizeof(le_otel[i]), "%g", aggregate_otel_bounds[i]);
+		le_otel_ptr[i] = le_otel[i];
+	}
 	for (i = 0; i < AG_SIZE_BOUNDS; i++) {
 		snprintf(le_bytes[i], sizeof(le_bytes[i]), "%llu",
 		    (unsigned long long)aggregate_size_bounds[i]);
@@ -794,6 +947,82 @@ static void respond_text(struct client *cl, unsigned code, const char *text, int
 	buf_free(&b);
 }
 
+/* The q of a media range's parameters ("; q=0.5; version=1.0.0"), or -1 when it names a
+ * version other than the one wanted (NULL: any will do; no version named: the one wanted). */
+static double media_q(const char *p, size_t n, const char *version)
+{
+	double q = 1;
+	int version_ok = 1;
+
+	while (n > 0) {
+		size_t e = 0, k;
+		const char *a;
+
+		while (e < n && p[e] != ';')
+			e++;
+		a = p;
+		k = e;
+		while (k > 0 && (*a == ' ' || *a == '\t' || *a == ';'))
+			a++, k--;
+		while (k > 0 && (a[k - 1] == ' ' || a[k - 1] == '\t'))
+			k--;
+		if (k > 2 && (a[0] | 0x20) == 'q' && a[1] == '=')
+			q = strtod(a + 2, NULL);
+		else if (version && k >= 8 && strncasecmp(a, "version=", 8) == 0)
+			version_ok = k - 8 == strlen(version) && memcmp(a + 8, version, k - 8) == 0;
+		p += e < n ? e + 1 : e;
+		n -= e < n ? e + 1 : e;
+	}
+	return version_ok ? q : -1;
+}
+
+/* Does the scrape's Accept prefer OpenMetrics 1.0 to the text format?  Prometheus asks
+ * "application/openmetrics-text;version=1.0.0,...,text/plain;version=0.0.4;q=0.5,...". */
+static int wants_openmetrics(const char *req, size_t len)
+{
+	const char *p = req, *end = req + len;
+	double om_q = 0, text_q = 0;
+
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p)), *v;
+
+		if (eol == NULL)
+			break;
+		if (eol - p > 7 && strncasecmp(p, "accept:", 7) == 0) {
+			for (v = p + 7; v < eol;) {
+				const char *c = memchr(v, ',', (size_t)(eol - v)), *t, *semi;
+				size_t n, tn;
+				double q;
+
+				if (c == NULL)
+					c = eol;
+				t = v;
+				while (t < c && (*t == ' ' || *t == '\t'))
+					t++;
+				n = (size_t)(c - t);
+				while (n > 0 && (t[n - 1] == '\r' || t[n - 1] == ' '))
+					n--;
+				semi = memchr(t, ';', n);
+				tn = semi ? (size_t)(semi - t) : n;
+				if (tn == 28 && strncasecmp(t, "application/openmetrics-text", 28) == 0) {
+					q = media_q(t + tn, n - tn, "1.0.0");
+					if (q > om_q)
+						om_q = q;
+				} else if ((tn == 10 && strncasecmp(t, "text/plain", 10) == 0) ||
+				    (tn == 6 && strncasecmp(t, "text/*", 6) == 0) ||
+				    (tn == 3 && memcmp(t, "*/*", 3) == 0)) {
+					q = media_q(t + tn, n - tn, NULL);
+					if (q > text_q)
+						text_q = q;
+				}
+				v = c + 1;
+			}
+		}
+		p = eol + 1;
+	}
+	return om_q > 0 && om_q >= text_q;
+}
+
 static void handle(struct client *cl, int64_t now)
 {
 	struct buf body = { NULL, 0, 0, 0 };
@@ -837,11 +1066,15 @@ static void handle(struct client *cl, int64_t now)
 	}
 
 	if (strcmp(path, "/metrics") == 0) {
-		metrics_render_prometheus(&body);
+		int openmetrics = wants_openmetrics(req, cl->cl_in);
+
+		metrics_render_prometheus(&body, openmetrics);
 		if (body.b_failed)
 			respond_text(cl, 500, "out of memory rendering the page", head);
 		else
-			respond(cl, 200, "text/plain; version=0.0.4; charset=utf-8", &body, head);
+			respond(cl, 200, openmetrics ?
+			    "application/openmetrics-text; version=1.0.0; charset=utf-8" :
+			    "text/plain; version=0.0.4; charset=utf-8", &body, head);
 	} else if (strcmp(path, "/healthz") == 0) {
 		respond_text(cl, 200, "ok", head);
 	} else if (strcmp(path, "/readyz") == 0) {

@@ -306,6 +306,8 @@ static int request_line(struct observer *ob, struct obs_side *s, const char *lin
 	if (minor < 0)
 		goto bad;
 	s->os_http10 = minor == 0;
+	if (minor == 0)
+		ex->ex_flags |= EX_HTTP10;
 	ex->ex_method = (uint8_t)method_of(line, m);
 	if (ex->ex_method == METHOD_HEAD)
 		ex->ex_flags |= EX_HEAD_METHOD;
@@ -441,6 +443,53 @@ static void connection(struct obs_side *s, const char *v, size_t n)
 	}
 }
 
+/* n lowercase hex digits at p into n / 2 bytes; -1 unless all are. */
+static int hex_bytes(const char *p, size_t n, uint8_t *out)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		unsigned v = c >= '0' && c <= '9' ? (unsigned)(c - '0') :
+		    c >= 'a' && c <= 'f' ? (unsigned)(c - 'a') + 10 : 16;
+
+		if (v == 16)
+			return -1;
+		out[i / 2] = (uint8_t)(i % 2 ? out[i / 2] | v : v << 4);
+	}
+	return 0;
+}
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+	while (n > 0 && p[n - 1] == 0)
+		n--;
+	return n == 0;
+}
+
+/* traceparent (W3C Trace Context): version "-" trace-id "-" parent-id "-" flags, in
+ * lowercase hex.  Version 00 is exactly 55 characters; a later one may add fields after a
+ * dash; ff is invalid, and so are ids of all zeros.  Only the ids are kept, for exemplars.
+ * A malformed header is ignored; a second one voids the first. */
+static void traceparent(struct obs_exchange *ex, const char *v, size_t n)
+{
+	uint8_t ver, flags, trace[16], span[8];
+
+	if (ex->ex_flags & (EX_TRACED | EX_TRACE_BAD)) {
+		ex->ex_flags = (uint16_t)((ex->ex_flags & ~EX_TRACED) | EX_TRACE_BAD);
+		return;
+	}
+	trim(&v, &n);
+	if (n < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-' ||
+	    hex_bytes(v, 2, &ver) == -1 || ver == 0xff || (n > 55 && (ver == 0 || v[55] != '-')) ||
+	    hex_bytes(v + 3, 32, trace) == -1 || hex_bytes(v + 36, 16, span) == -1 ||
+	    hex_bytes(v + 53, 2, &flags) == -1 || all_zero(trace, 16) || all_zero(span, 8))
+		return;
+	memcpy(ex->ex_trace, trace, sizeof(trace));
+	memcpy(ex->ex_span, span, sizeof(span));
+	ex->ex_flags |= EX_TRACED;
+}
+
 static int header_line(struct observer *ob, int dir, struct obs_side *s, const char *line,
     size_t len)
 {
@@ -471,6 +520,12 @@ static int header_line(struct observer *ob, int dir, struct obs_side *s, const c
 		transfer_encoding(s, v, vn);
 	} else if ((line[0] | 0x20) == 'c' && name == 10 && same(line, name, "connection")) {
 		connection(s, v, vn);
+	} else if (dir == OBS_REQ && (line[0] | 0x20) == 't' && name == 11 &&
+	    same(line, name, "traceparent")) {
+		struct obs_exchange *ex = req_current(ob);
+
+		if (ex != NULL)
+			traceparent(ex, v, vn);
 	}
 	return 0;
 }

@@ -41,8 +41,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-read -r UP SMH SMT NGS HAP MET1 MET2 CAD CADM SMP MET3 <<<"$(python3 -c 'import socket
-s = [socket.socket() for _ in range(11)]
+read -r UP SMH SMT NGS HAP MET1 MET2 CAD CADM SMP MET3 SMO MET4 <<<"$(python3 -c 'import socket
+s = [socket.socket() for _ in range(13)]
 for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])')"
 
@@ -123,14 +123,19 @@ start sidemeter "$bin" --listen "127.0.0.1:$SMH" --upstream "127.0.0.1:$UP" \
 	--metrics "127.0.0.1:$MET1" --workers 4 --dump-interval 0
 start sidemeter-tcp "$bin" --listen "127.0.0.1:$SMT" --upstream "127.0.0.1:$UP" \
 	--metrics "127.0.0.1:$MET2" --workers 4 --dump-interval 0 --mode tcp
+# both sets of names, and (with the traced scenarios' traceparent) exemplars
+start sidemeter-otel "$bin" --listen "127.0.0.1:$SMO" --upstream "127.0.0.1:$UP" \
+	--metrics "127.0.0.1:$MET4" --workers 4 --dump-interval 0 --metric-names both
 start caddy caddy run --config "$lab/Caddyfile" --adapter caddyfile
 declare -A port=([direct]=$UP [nginx-stream]=$NGS [haproxy-http]=$HAP [sidemeter]=$SMH
-	[sidemeter-tcp]=$SMT [caddy]=$CAD)
+	[sidemeter-tcp]=$SMT [caddy]=$CAD [sidemeter-otel]=$SMO)
+declare -A metrics_port=([sidemeter]=$MET1 [sidemeter-otel]=$MET4)
 others="caddy"
 if [[ -n $prev ]]; then
 	start sidemeter-prev "$prev" --listen "127.0.0.1:$SMP" --upstream "127.0.0.1:$UP" \
 		--metrics "127.0.0.1:$MET3" --workers 4 --dump-interval 0
 	port[sidemeter-prev]=$SMP
+	metrics_port[sidemeter-prev]=$MET3
 	others+=" sidemeter-prev"
 fi
 for _ in $(seq 50); do
@@ -189,6 +194,8 @@ scenarios=(
 	"close-c4|4|/index.html|Connection: close|direct nginx-stream haproxy-http sidemeter $others"
 	"100MB-c1|1|/big.bin||direct nginx-stream haproxy-http sidemeter caddy"
 	"crowd-c4|4|/index.html||nginx-stream haproxy-http sidemeter caddy"
+	"traced-c1|1|/index.html|traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01|sidemeter-otel"
+	"traced-c4|4|/index.html|traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01|sidemeter-otel"
 )
 printf 'round\tserver\tpss_kib_before\tpss_kib_held\tidle_conns\n' >"$out/crowd.tsv"
 tsv=$out/results.tsv
@@ -262,11 +269,32 @@ EOF
 		done
 	done
 done
+# /metrics at 100 routes: its size and render time, for each build and format (the median
+# of 20 scrapes, curl's time to the last byte on loopback)
+for srv in "${!metrics_port[@]}"; do
+	for r in $(python3 -c 'import itertools, string
+print(" ".join("".join(p) for p in itertools.islice(itertools.product(string.ascii_lowercase, repeat=2), 100)))'); do
+		curl -s -o /dev/null "http://127.0.0.1:${port[$srv]}/route/$r"
+	done
+done
+sleep 0.5
+printf 'server\tformat\tbytes\tmedian_ms\n' >"$out/render.tsv"
+for srv in "${!metrics_port[@]}"; do
+	for fmt in text openmetrics; do
+		accept=text/plain
+		[[ $fmt == openmetrics ]] && accept='application/openmetrics-text;version=1.0.0'
+		for _ in $(seq 20); do
+			curl -s -o /dev/null -H "Accept: $accept" -w '%{size_download} %{time_total}\n' \
+				"http://127.0.0.1:${metrics_port[$srv]}/metrics"
+		done | sort -k2 -n | awk -v s="$srv" -v f="$fmt" 'NR == 10 { printf "%s\t%s\t%d\t%.3f\n", s, f, $1, $2 * 1000 }' \
+			>>"$out/render.tsv"
+	done
+done
 {
 	for s in nginx-stream haproxy-http sidemeter caddy; do
 		printf '%s\t%s\n' "$s" "$(pss "${group[$s]}")"
 	done
 } >"$out/memory.tsv"
 python3 "$here/report.py" "$tsv" "$out/memory.tsv" "$out/results.md" "$out/results.svg" "$secs" "$reps" \
-	"$out/crowd.tsv"
+	"$out/crowd.tsv" "$out/render.tsv"
 cat "$out/results.md"

@@ -2,7 +2,7 @@
 """The bench's report: medians of bench.sh's runs, the ratios issues 6 and 11 ask for, as
 a Markdown table and an SVG chart (written by hand: no plotting library is needed).
 
-    report.py RESULTS.tsv MEMORY.tsv OUT.md OUT.svg SECS REPS [CROWD.tsv]
+    report.py RESULTS.tsv MEMORY.tsv OUT.md OUT.svg SECS REPS [CROWD.tsv [RENDER.tsv]]
 """
 import csv
 import statistics
@@ -13,6 +13,8 @@ tsv, mem_tsv, md_out, svg_out, secs, reps = sys.argv[1:7]
 crowd_tsv = sys.argv[7] if len(sys.argv) > 7 else None
 runs = list(csv.DictReader(open(tsv), delimiter="\t"))
 crowd = list(csv.DictReader(open(crowd_tsv), delimiter="\t")) if crowd_tsv else []
+render_tsv = sys.argv[8] if len(sys.argv) > 8 else None
+render = list(csv.DictReader(open(render_tsv), delimiter="\t")) if render_tsv else []
 # server -> (PSS KiB, processes)
 memory = {row[0]: (int(row[1]), int(row[2])) for row in csv.reader(open(mem_tsv), delimiter="\t")}
 
@@ -73,6 +75,12 @@ if crowd:
     figures.append(("idle crowd: memory per idle connection (bytes), vs nginx-stream",
                     per_idle(S), per_idle(NGS), 1.0, False))
 
+OT = "sidemeter-otel"
+for c in ("1", "4"):
+    if med("traced-c" + c, OT, "rps"):
+        figures.append(("traced keep-alive rps, %s conn., --metric-names both and exemplars, vs the default" % c,
+                        med("traced-c" + c, OT, "rps"), med("keepalive-c" + c, S, "rps"), 0.97, True))
+
 lines = ["## sidemeter beside its peers", "",
          "%s rounds, %s s per run, medians; ratios are sidemeter / peer." % (reps, secs), "",
          "| figure | sidemeter | peer | ratio | target | met |", "|---|---:|---:|---:|---:|:---:|"]
@@ -101,6 +109,11 @@ if crowd:
     lines += ["", "idle crowd (%s connections held, wrk on 4 more): memory per idle connection, "
               "PSS with the crowd less PSS without, medians: " % n +
               ", ".join("%s %.0f B" % (srv, per_idle(srv)) for srv in sorted({c["server"] for c in crowd}))]
+if render:
+    lines += ["", "/metrics at 100 routes (median of 20 scrapes):", "",
+              "| build | format | bytes | render and fetch, ms |", "|---|---|---:|---:|"]
+    for r in sorted(render, key=lambda r: (r["server"], r["format"])):
+        lines.append("| %s | %s | %s | %s |" % (r["server"], r["format"], r["bytes"], r["median_ms"]))
 lines += ["", "memory (PSS, KiB, after the runs): " +
           ", ".join("%s %d (%d process%s)" % (k, kib, n, "" if n == 1 else "es") for k, (kib, n) in sorted(memory.items())), ""]
 open(md_out, "w").write("\n".join(lines))

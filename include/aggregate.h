@@ -20,12 +20,37 @@
 #define AG_ROUTES (CONFIG_MAX_ROUTES + 1)	/* with "other" at 0 */
 #define AG_SIZE_BOUNDS 7	/* request/response size buckets: 100 B ... 100 MB */
 
+/* The latest request of a histogram bucket that carried a trace context. */
+struct exemplar {
+	uint8_t ex_trace[16];			/* trace-id */
+	uint8_t ex_span[8];			/* span-id (the traceparent's parent-id) */
+	uint64_t ex_value;			/* ns */
+	int64_t ex_wall;			/* when, ns since the epoch; 0: none yet */
+};
+
+/* OpenTelemetry's advised bounds for http.server.request.duration, in seconds. */
+#define AG_OTEL_BOUNDS 14
+extern const double aggregate_otel_bounds[AG_OTEL_BOUNDS];
+
+/* One series of http_server_request_duration_seconds (--metric-names otel|both): a route,
+ * a method, a status code and an HTTP version. */
+#define AG_OTEL_SERIES 2048			/* at most; past it, route "other" */
+#define AG_OTEL_KEY(route, http10, method, code) \
+	((uint32_t)(route) << 17 | (uint32_t)(http10) << 16 | (uint32_t)(method) << 12 | (uint32_t)(code))
+struct otel_series {
+	uint32_t os_key;
+	struct hist_prom os_h;			/* AG_OTEL_BOUNDS */
+	struct exemplar os_ex[AG_OTEL_BOUNDS + 1];
+};
+
 /* One route's latency, from the samples the rings carried. */
 struct route_agg {
 	char ra_name[SHM_ROUTE_LEN];
 	struct hist ra_dur[2];			/* exchange duration: since start, interval */
 	struct hist_prom ra_dur_prom;
 	struct hist_prom ra_app_prom;		/* the application's time to answer */
+	struct exemplar *ra_ex;			/* per bucket: [0, n] duration, then app time;
+						 * NULL until a traced request came */
 	/* the last complete interval */
 	uint64_t ra_last_count;			/* exact requests */
 	double ra_last_rate;			/* per second */
@@ -64,6 +89,12 @@ struct aggregate {
 	struct hist_prom ag_resp_size;
 	unsigned ag_nroutes;
 	struct route_agg *ag_routes[AG_ROUTES];
+	/* http_server_request_duration_seconds, when --metric-names asks for it */
+	int ag_otel;
+	uint64_t ag_otel_bounds[AG_OTEL_BOUNDS];	/* ns */
+	unsigned ag_notel;
+	struct otel_series **ag_otel_series;	/* ag_notel of them, in arrival order */
+	uint32_t *ag_otel_index;		/* open addressing: 1 + index, 0: empty */
 	uint16_t *ag_route_map;		/* [slot][slot's route] -> 1 + global route, 0: unknown */
 	/* the last complete interval, kept for /stats.json */
 	double ag_last_secs;		/* its length; 0 before the first */

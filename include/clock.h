@@ -17,6 +17,15 @@ static inline int64_t clock_mono_ns(void)
 	return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
 }
 
+/* Nanoseconds since the Unix epoch (CLOCK_REALTIME): for timestamps only. */
+static inline int64_t clock_wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
+}
+
 /* Milliseconds from now until an absolute deadline in ns, clamped to [0, cap] for poll(). */
 static inline int clock_poll_ms(int64_t deadline_ns, int64_t now_ns, int cap_ms)
 {

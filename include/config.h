@@ -15,9 +15,18 @@
 #define CONFIG_PATTERN_LEN 128
 #define CONFIG_MAX_BUCKETS 40
 #define CONFIG_MAX_PARKED 1000000
+#define CONFIG_MAX_LABELS 16
+#define CONFIG_LABEL_NAME 64		/* bytes of a --label name, at most */
+#define CONFIG_LABEL_VALUE 256		/* ... and of its value */
 
 enum config_mode { MODE_HTTP, MODE_TCP };
 enum config_format { FORMAT_TEXT, FORMAT_JSON };
+enum config_names { NAMES_SIDEMETER, NAMES_OTEL, NAMES_BOTH };
+
+struct config_label {
+	char cl_name[CONFIG_LABEL_NAME + 1];
+	char cl_value[CONFIG_LABEL_VALUE + 1];
+};
 
 struct config {
 	struct net_addr cf_listen;
@@ -53,6 +62,10 @@ struct config {
 	unsigned cf_nbuckets;
 	double cf_buckets[CONFIG_MAX_BUCKETS];	/* seconds, strictly increasing */
 	char cf_buckets_text[512];
+	/* what /metrics says */
+	enum config_names cf_metric_names;	/* the HTTP server families' names */
+	unsigned cf_nlabels;
+	struct config_label cf_labels[CONFIG_MAX_LABELS];	/* target_info's */
 	int cf_check;
 };
 

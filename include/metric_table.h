@@ -34,6 +34,9 @@
 	X(HTTP_REQUEST_DURATION, "sidemeter_http_request_duration_seconds", HISTOGRAM, HTTP, \
 	    "req", DUMP_PCT | DUMP_ROUTES,                                                      \
 	    "Time of a whole exchange, from the request's first byte to the answer's last, by route.") \
+	X(OTEL_REQUEST_DURATION, "http_server_request_duration_seconds", HISTOGRAM, HTTP,   \
+	    "", DUMP_NONE,                                                                      \
+	    "Duration of HTTP server requests (OpenTelemetry semantic conventions; --metric-names otel or both).") \
 	X(HTTP_UPSTREAM_DURATION, "sidemeter_http_upstream_duration_seconds", HISTOGRAM,    \
 	    HTTP, "app", DUMP_PCT,                                                              \
 	    "Time the application took to start answering, from the request's last byte to the answer's first, by route.") \
@@ -77,8 +80,10 @@
 	    DUMP_SUM, "Stops because the application stayed unreachable for --exit-when-upstream-down.") \
 	X(LINES_SKIPPED, "sidemeter_dump_lines_skipped_total", COUNTER, ANY, "", DUMP_NONE, \
 	    "Summary lines skipped because stdout still held the last one (a log reader that does not keep up).") \
-	X(BUILD_INFO, "sidemeter_build_info", GAUGE, ANY, "", DUMP_NONE,                    \
+	X(BUILD_INFO, "sidemeter_build_info", INFO, ANY, "", DUMP_NONE,                     \
 	    "The running version, as a label; always 1.")                                  \
+	X(TARGET_INFO, "target_info", INFO, ANY, "", DUMP_NONE,                             \
+	    "Who this is: the labels given with --label (SIDEMETER_LABELS); always 1.")    \
 	X(PROCESS_CPU, "process_cpu_seconds_total", COUNTER, ANY, "", DUMP_NONE,             \
 	    "User and system CPU time, master and workers together.")                     \
 	X(PROCESS_RSS, "process_resident_memory_bytes", GAUGE, ANY, "", DUMP_NONE,           \
@@ -88,7 +93,9 @@
 	X(PROCESS_START, "process_start_time_seconds", GAUGE, ANY, "", DUMP_NONE,            \
 	    "When the master started, in seconds since the Unix epoch.")
 
-enum metric_type { MT_COUNTER, MT_GAUGE, MT_HISTOGRAM };
+/* INFO: a gauge of 1 whose labels are the information (OpenMetrics' info type; a gauge in
+ * the Prometheus text format), named NAME_info. */
+enum metric_type { MT_COUNTER, MT_GAUGE, MT_HISTOGRAM, MT_INFO };
 enum metric_scope { SCOPE_ANY, SCOPE_HTTP };
 
 #define DUMP_NONE 0

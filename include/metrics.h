@@ -39,7 +39,7 @@ int metrics_take_quit(void);
 
 /* ---- the pages, also for the tests ---- */
 
-void metrics_render_prometheus(struct buf *b);
+void metrics_render_prometheus(struct buf *b, int openmetrics);
 void metrics_render_stats(struct buf *b);
 
 /* A growing buffer; buf_free() releases it. */

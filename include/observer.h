@@ -33,6 +33,9 @@
 #define EX_ANSWERED 0x40	/* the answer was ours (502/504), not the application's */
 #define EX_CLOSE 0x80		/* the request ends the connection (close, HTTP/1.0) */
 #define EX_REQ_CUT 0x100	/* the client's stream ended inside the request, unanswered */
+#define EX_HTTP10 0x200		/* the request is HTTP/1.0 */
+#define EX_TRACED 0x400		/* one valid W3C traceparent: ex_trace, ex_span hold it */
+#define EX_TRACE_BAD 0x800	/* a second traceparent: neither counts (W3C Trace Context) */
 
 /* One request and, once it comes, its response.  Times are CLOCK_MONOTONIC ns, 0 = not yet. */
 struct obs_exchange {
@@ -46,6 +49,8 @@ struct obs_exchange {
 	uint16_t ex_code;		/* final status code, 0 until known */
 	uint16_t ex_flags;
 	uint8_t ex_method;		/* enum http_method */
+	uint8_t ex_trace[16];		/* EX_TRACED: the trace-id of the request's traceparent */
+	uint8_t ex_span[8];		/* ... and its parent-id (the caller's span) */
 };
 
 struct obs_ops {

@@ -65,24 +65,37 @@ enum shm_counter {
 	CTR_MAX
 };
 
-enum shm_record_kind { REC_CONN = 1, REC_REQUEST = 2 };
+enum shm_record_kind { REC_CONN = 1, REC_REQUEST = 2, REC_EXEMPLAR = 3 };
 
 /* r_flags of a request record */
 #define REC_ANSWERED 0x01	/* the answer was ours (502/504): no application time */
+#define REC_HTTP10 0x02		/* request, exemplar: the request was HTTP/1.0 */
 
 /* One finished connection or request.  Times are CLOCK_MONOTONIC nanoseconds, 0 when the
  * moment never came. */
 struct shm_record {
-	int64_t r_start;	/* conn: accepted            request: its first byte */
-	int64_t r_mid;		/* conn: application reached request: its last byte */
-	int64_t r_first;	/* conn: -                   request: first byte of the response */
-	int64_t r_end;		/* conn: closed              request: last byte of the response */
-	uint64_t r_bytes_in;	/* conn: client to app       request: request body bytes */
-	uint64_t r_bytes_out;	/* conn: app to client       request: response body bytes */
-	uint16_t r_route;	/* request: route index in the slot's table */
-	uint16_t r_code;	/* request: status code, 0 if none */
+	union {
+		struct {
+			int64_t r_start;	/* conn: accepted            request: its first byte */
+			int64_t r_mid;		/* conn: application reached request: its last byte */
+			int64_t r_first;	/* conn: -                   request: first byte of the response */
+			int64_t r_end;		/* conn: closed              request: last byte of the response */
+			uint64_t r_bytes_in;	/* conn: client to app       request: request body bytes */
+			uint64_t r_bytes_out;	/* conn: app to client       request: response body bytes */
+		};
+		/* exemplar: a request that carried a valid traceparent, after its own record */
+		struct {
+			uint8_t r_trace[16];	/* trace-id */
+			uint8_t r_span[8];	/* parent-id */
+			uint64_t r_value;	/* the exchange's duration, ns */
+			uint64_t r_app;		/* the application's time, ns (0: none) */
+			int64_t r_wall;		/* when it ended, CLOCK_REALTIME ns */
+		};
+	};
+	uint16_t r_route;	/* request, exemplar: route index in the slot's table */
+	uint16_t r_code;	/* request, exemplar: status code, 0 if none */
 	uint8_t r_kind;		/* enum shm_record_kind */
-	uint8_t r_method;	/* request: enum http_method */
+	uint8_t r_method;	/* request, exemplar: enum http_method */
 	uint8_t r_reason;	/* conn: enum close_reason; request: incomplete reason + 1, or 0 */
 	uint8_t r_flags;
 	uint32_t r_requests;	/* conn: requests seen on it */

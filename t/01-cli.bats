@@ -13,10 +13,11 @@ load helpers
 	run "$SM_BIN" --help
 	assert_success
 	for opt in listen upstream workers max-workers metrics dump-interval dump-format mode \
-		connect-timeout idle-timeout drain-timeout check version help; do
+		connect-timeout idle-timeout drain-timeout metric-names label check version help; do
 		assert_output --partial -- "--$opt"
 	done
 	assert_output --partial "SIDEMETER_DUMP_INTERVAL"
+	assert_output --partial "SIDEMETER_LABELS"
 }
 
 @test "--check prints the effective configuration and exits 0" {
@@ -76,6 +77,38 @@ bad_value() {
 	bad_value "unexpected argument 'extra'" extra
 	bad_value "--version takes no value" --version=1
 	bad_value "--metrics and --listen are the same address" --metrics "127.0.0.1:$SM_PORT"
+	bad_value "--metric-names: 'prom' is not sidemeter, otel or both" --metric-names prom
+	bad_value "--label: 'pod' is not NAME=VALUE" --label pod
+	bad_value "--label: '=x' is not NAME=VALUE" --label =x
+	bad_value "--label: '9pod' is not a label name" --label 9pod=a
+	bad_value "--label: 'a-b' is not a label name" --label a-b=c
+	bad_value "--label: '__name__' is not a label name" --label __name__=x
+	bad_value "--label: the value of label 'pod' must be at most 256 bytes of printable UTF-8" \
+		--label "pod=$(printf 'a\tb')"
+	bad_value "--label: the value of label 'pod' must be at most 256 bytes of printable UTF-8" \
+		--label "pod=$(printf '\xff\xfe')"
+	bad_value "--label: the value of label 'pod' must be at most 256 bytes of printable UTF-8" \
+		--label "pod=$(printf 'x%.0s' $(seq 257))"
+	bad_value "--label: label 'pod' is given twice" --label pod=a --label pod=b
+	bad_value "--label: more than 16 labels" $(for i in $(seq 17); do echo --label "l$i=v"; done)
+}
+
+@test "--label and SIDEMETER_LABELS: validated, listed by --check; a flag replaces the variable" {
+	SIDEMETER_LABELS="pod=web-1,namespace=shop,app_version=1.2.3" run "$SM_BIN" --check
+	assert_success
+	assert_line --regexp '^label += pod=web-1,namespace=shop,app_version=1\.2\.3  \(env\)$'
+	SIDEMETER_LABELS="pod=web-1" run "$SM_BIN" --check --label node=n1 --label zone=été
+	assert_success
+	assert_line --regexp '^label += node=n1,zone=été  \(flag\)$'
+	SIDEMETER_LABELS="pod=a,pod=b" run --separate-stderr "$SM_BIN" --check
+	assert_failure 2
+	expect_eq stderr "sidemeter: SIDEMETER_LABELS: label 'pod' is given twice" "$stderr"
+	# an empty value (a Downward API field left empty) is no label, not an error
+	run "$SM_BIN" --check --label pod= --label node=n1
+	assert_success
+	assert_line --regexp '^label += node=n1  \(flag\)$'
+	SIDEMETER_METRIC_NAMES=both run "$SM_BIN" --check
+	assert_line --regexp '^metric-names += both  \(env\)$'
 }
 
 @test "a bad value in the environment names the variable" {

@@ -286,3 +286,193 @@ PYEOF
 	assert_success
 	echo "# screenshot: build/artifacts/status-page.png" >&3
 }
+
+# What Prometheus asks for when it scrapes (2.42, as Debian has it).
+PROM_ACCEPT='application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1'
+TRACE_A=4bf92f3577b34da6a3ce929d0e0e4736
+TRACE_B=0af7651916cd43dd8448eb211c80319c
+TRACE_C=b7ad6b7169203331b7ad6b7169203331
+SPAN=00f067aa0ba902b7
+
+# page ACCEPT: /metrics with that Accept header (none if empty) into page.txt, its headers
+# into page.headers.
+page() {
+	local h=()
+	[[ -n $1 ]] && h=(-H "Accept: $1")
+	curl -sS "${h[@]}" -D "$BATS_TEST_TMPDIR/page.headers" -o "$BATS_TEST_TMPDIR/page.txt" \
+		"http://127.0.0.1:$MET_PORT/metrics"
+}
+
+@test "OpenMetrics when the scrape asks for it, read by the reference parser; else the text format, unchanged" {
+	start_sm --metric-names both --label pod=web-1 --label namespace=shop --label 'team=ü "q"'
+	local i accept
+	for ((i = 0; i < 10; i++)); do curl -sS -o /dev/null "http://127.0.0.1:$SM_PORT/index.html"; done
+	curl -sS -o /dev/null --http1.0 "http://127.0.0.1:$SM_PORT/index.html"
+	curl -sS -o /dev/null -X PROPFIND "http://127.0.0.1:$SM_PORT/index.html"
+	for accept in "" "text/plain" "*/*" "application/openmetrics-text;version=0.0.1" \
+		"application/openmetrics-text;q=0,text/plain" "application/openmetrics-text;q=0.2,text/plain;q=0.5"; do
+		page "$accept"
+		grep -qi '^content-type: text/plain; version=0.0.4; charset=utf-8' "$BATS_TEST_TMPDIR/page.headers" ||
+			{ echo "Accept: $accept did not get the text format"; cat "$BATS_TEST_TMPDIR/page.headers"; return 1; }
+		run promtool check metrics <"$BATS_TEST_TMPDIR/page.txt"
+		assert_success
+		assert_output ""
+		expect_absent "# EOF (text format, Accept: $accept)" "# EOF" "$BATS_TEST_TMPDIR/page.txt"
+		expect_absent "an exemplar (text format)" " # {" "$BATS_TEST_TMPDIR/page.txt"
+	done
+	grep -qx '# TYPE sidemeter_connections_total counter' "$BATS_TEST_TMPDIR/page.txt"
+	grep -qx '# TYPE target_info gauge' "$BATS_TEST_TMPDIR/page.txt"
+	grep -qx 'target_info{pod="web-1",namespace="shop",team="ü \\"q\\""} 1' "$BATS_TEST_TMPDIR/page.txt"
+	for accept in "$PROM_ACCEPT" "application/openmetrics-text" "application/openmetrics-text; version=1.0.0"; do
+		page "$accept"
+		grep -qi '^content-type: application/openmetrics-text; version=1.0.0; charset=utf-8' \
+			"$BATS_TEST_TMPDIR/page.headers" ||
+			{ echo "Accept: $accept did not get OpenMetrics"; cat "$BATS_TEST_TMPDIR/page.headers"; return 1; }
+		run "$DEB_PY" "$ROOT/t/lib/om.py" "$BATS_TEST_TMPDIR/page.txt"
+		echo "$output" | head -c 600
+		assert_success
+	done
+	expect_eq "the last line" "# EOF" "$(tail -1 "$BATS_TEST_TMPDIR/page.txt")"
+	local f=$BATS_TEST_TMPDIR/om.json
+	echo "$output" >"$f"
+	fam() { "$PY" -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d[sys.argv[2]].get(sys.argv[3], "absent"))' "$f" "$@"; }
+	expect_eq "a counter family, named without _total" counter "$(fam families sidemeter_connections)"
+	expect_eq "the build, an info" info "$(fam families sidemeter_build)"
+	expect_eq "target, an info" info "$(fam families target)"
+	expect_eq "the OpenTelemetry histogram" histogram "$(fam families http_server_request_duration_seconds)"
+	expect_eq "its unit" seconds "$(fam units http_server_request_duration_seconds)"
+	expect_eq "bytes" bytes "$(fam units sidemeter_received_bytes)"
+	expect_gt "_created samples" 10 "$(json_field "$f" created)"
+	grep -qx 'target_info{pod="web-1",namespace="shop",team="ü \\"q\\""} 1' "$BATS_TEST_TMPDIR/page.txt"
+	# the OpenTelemetry series: its labels, HTTP/1.0 apart, an unknown method as _OTHER
+	local otel='http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200",http_route="/index.html",network_protocol_name="http"'
+	cp "$BATS_TEST_TMPDIR/page.txt" "$BATS_TEST_TMPDIR/metrics.txt"
+	expect_eq "GET 200 over HTTP/1.1" 10 "$(metric "$otel,network_protocol_version=\"1.1\",url_scheme=\"http\"}")"
+	expect_eq "GET 200 over HTTP/1.0" 1 "$(metric "$otel,network_protocol_version=\"1.0\",url_scheme=\"http\"}")"
+	expect_eq "PROPFIND, as _OTHER" 1 "$(metric_sum http_server_request_duration_seconds_count http_request_method=_OTHER)"
+	expect_eq "sidemeter's names as well (both)" 12 "$(metric_sum sidemeter_http_request_duration_seconds_count)"
+}
+
+@test "--metric-names otel: the OpenTelemetry histogram instead of sidemeter's, with its advised bounds" {
+	start_sm --metric-names otel
+	curl -sS -o /dev/null "http://127.0.0.1:$SM_PORT/index.html"
+	scrape
+	run promtool check metrics <"$BATS_TEST_TMPDIR/metrics.txt"
+	assert_output ""
+	expect_eq "sidemeter's duration histogram" absent \
+		"$(metric 'sidemeter_http_request_duration_seconds_count{route="/index.html"}')"
+	expect_eq "the exact request count stays" 1 "$(metric_sum sidemeter_http_requests_total)"
+	expect_eq "le bounds" "0.005 0.01 0.025 0.05 0.075 0.1 0.25 0.5 0.75 1 2.5 5 7.5 10 +Inf" \
+		"$(grep '^http_server_request_duration_seconds_bucket{' "$BATS_TEST_TMPDIR/metrics.txt" |
+			sed 's/.*le="\([^"]*\)".*/\1/' | tr '\n' ' ' | sed 's/ $//')"
+	expect_eq "no target_info without --label" "" "$(grep '^target_info' "$BATS_TEST_TMPDIR/metrics.txt")"
+}
+
+@test "exemplars: a valid traceparent's ids on its buckets; malformed, absent or doubled ones never" {
+	start_sm --metric-names both
+	tp() { curl -sS -o /dev/null "$@"; }
+	tp -H "traceparent: 00-$TRACE_A-$SPAN-01" "http://127.0.0.1:$SM_PORT/slow?ms=300"
+	tp -H "traceparent: 00-$TRACE_B-$SPAN-00" "http://127.0.0.1:$SM_PORT/index.html"
+	# a later version may carry more fields
+	tp -H "traceparent: 01-$TRACE_C-$SPAN-01-more" "http://127.0.0.1:$SM_PORT/index.html"
+	local bad=(
+		"00-${TRACE_A^^}-$SPAN-01"			# uppercase
+		"00-00000000000000000000000000000000-$SPAN-01"	# an all-zero trace-id
+		"00-$TRACE_A-0000000000000000-01"		# an all-zero parent-id
+		"ff-$TRACE_A-$SPAN-01"				# version ff
+		"00-${TRACE_A:1}-$SPAN-01"			# one digit short
+		"00-$TRACE_A-$SPAN-01-more"			# version 00 is exactly 55 characters
+		"00-$TRACE_A-$SPAN-0g"				# not hex
+		"00_${TRACE_A}_${SPAN}_01"			# not dashes
+	)
+	local b
+	for b in "${bad[@]}"; do tp -H "traceparent: $b" "http://127.0.0.1:$SM_PORT/bad/1"; done
+	# two valid headers: neither counts
+	tp -H "traceparent: 00-$TRACE_A-$SPAN-01" -H "traceparent: 00-$TRACE_B-$SPAN-01" "http://127.0.0.1:$SM_PORT/bad/2"
+	tp "http://127.0.0.1:$SM_PORT/bad/3"
+	page "$PROM_ACCEPT"
+	run "$DEB_PY" "$ROOT/t/lib/om.py" "$BATS_TEST_TMPDIR/page.txt"
+	assert_success
+	local f=$BATS_TEST_TMPDIR/om.json
+	echo "$output" >"$f"
+	ex() { "$PY" -c "import json, sys; d = json.load(open(sys.argv[1])); print(' '.join(sorted({$1 for e in d['exemplars'] if $2})))" "$f"; }
+	expect_eq "trace ids with an exemplar" "$(printf '%s\n' "$TRACE_A" "$TRACE_B" "$TRACE_C" | sort | tr '\n' ' ' | sed 's/ $//')" \
+		"$(ex 'e["trace_id"]' True)"
+	expect_eq "span ids" "$SPAN" "$(ex 'e["span_id"]' True)"
+	expect_eq "no exemplar on the routes of bad headers" "" "$(ex 'e["trace_id"]' '"/bad" in str(e["labels"])')"
+	expect_eq "the slow request's families" \
+		"http_server_request_duration_seconds_bucket sidemeter_http_request_duration_seconds_bucket sidemeter_http_upstream_duration_seconds_bucket" \
+		"$(ex 'e["sample"]' "e['trace_id'] == '$TRACE_A'")"
+	# its value lies in its bucket, and it is the slow one's
+	run "$PY" -c "import json, sys
+d = json.load(open(sys.argv[1]))
+bounds = {}
+for e in d['exemplars']:
+    if e['trace_id'] != '$TRACE_A':
+        continue
+    le = float(e['labels']['le'])
+    assert e['value'] <= le, e
+    assert e['value'] >= 0.3 or 'upstream' in e['sample'], e
+    assert abs(e['timestamp'] - __import__('time').time()) < 60, e
+print('ok')" "$f"
+	assert_output ok
+	page ""
+	expect_absent "an exemplar (text format)" " # {" "$BATS_TEST_TMPDIR/page.txt"
+}
+
+@test "a real Prometheus with exemplar storage scrapes OpenMetrics: query_exemplars returns the slow requests' trace ids" {
+	start_sm --metric-names both
+	local d=$BATS_TEST_TMPDIR/prom prom_port
+	prom_port=$(free_ports 1)
+	mkdir -p "$d"
+	cat >"$d/prometheus.yml" <<CONF
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: sidemeter
+    static_configs:
+      - targets: ['127.0.0.1:$MET_PORT']
+CONF
+	spawn prom prometheus --config.file="$d/prometheus.yml" --storage.tsdb.path="$d/data" \
+		--web.listen-address="127.0.0.1:$prom_port" --enable-feature=exemplar-storage
+	wait_until 30 curl -sf "http://127.0.0.1:$prom_port/-/ready"
+	# discovery hands the target to a scraper a few seconds after start: from its first
+	# scrape on, every page is seen
+	scraped() {
+		curl -sS --get "http://127.0.0.1:$prom_port/api/v1/query" --data-urlencode 'query=up{job="sidemeter"}' |
+			"$PY" -c 'import json, sys; r = json.load(sys.stdin)["data"]["result"]; sys.exit(0 if r and r[0]["value"][1] == "1" else 1)'
+	}
+	wait_until 30 scraped
+	# three slow requests, a scrape apart (only a bucket's latest exemplar is on the page),
+	# among fast ones with traces of their own
+	local slow=() i id
+	for i in 1 2 3; do
+		id=$(printf '5%031x' "$i")
+		slow+=("$id")
+		curl -sS -o /dev/null -H "traceparent: 00-$id-$SPAN-01" "http://127.0.0.1:$SM_PORT/slow?ms=250"
+		for id in $(seq 5); do
+			curl -sS -o /dev/null -H "traceparent: 00-$(printf 'f%031x' "$((i * 10 + id))")-$SPAN-01" \
+				"http://127.0.0.1:$SM_PORT/index.html"
+		done
+		sleep 1.5
+	done
+	exemplars() {
+		curl -sS --get "http://127.0.0.1:$prom_port/api/v1/query_exemplars" --data-urlencode "query=$1" \
+			--data-urlencode "start=$(($(date +%s) - 120))" --data-urlencode "end=$(($(date +%s) + 5))" |
+			"$PY" -c 'import json, sys
+d = json.load(sys.stdin)["data"]
+print(" ".join(sorted({e["labels"]["trace_id"] for s in d for e in s["exemplars"] if float(e["value"]) >= 0.25})))'
+	}
+	local want
+	want=$(printf '%s\n' "${slow[@]}" | sort | tr '\n' ' ' | sed 's/ $//')
+	wait_until 10 eval "[ \"\$(exemplars 'sidemeter_http_request_duration_seconds_bucket{route=\"/slow\"}')\" = '$want' ]" || true
+	expect_eq "slow trace ids, sidemeter's histogram" "$want" \
+		"$(exemplars 'sidemeter_http_request_duration_seconds_bucket{route="/slow"}')"
+	expect_eq "slow trace ids, OpenTelemetry's" "$want" \
+		"$(exemplars 'http_server_request_duration_seconds_bucket{http_route="/slow"}')"
+	run curl -sS "http://127.0.0.1:$prom_port/api/v1/targets"
+	echo "$output" | "$PY" -c 'import json, sys
+t = json.load(sys.stdin)["data"]["activeTargets"][0]
+print("# target health %s, last error %r" % (t["health"], t["lastError"]))
+sys.exit(0 if t["health"] == "up" and t["lastError"] == "" else 1)' >&3
+}

@@ -9,6 +9,9 @@ load /usr/lib/bats/bats-assert/load
 ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 SM_BIN=${SM_BIN:-$ROOT/sidemeter}
 PY=${PY:-python3}
+# Debian's own Python, for what t/debian-packages installs for it (prometheus_client); the
+# python3 on PATH may be another one
+DEB_PY=/usr/bin/python3
 
 # free_ports N: N distinct free loopback ports (all held at once while they are chosen).
 free_ports() {
@@ -267,6 +270,13 @@ expect_ne() {
 expect_gone() {
 	alive "$2" || return 0
 	printf '%s: expected process %s to have ended, it runs\n' "$1" "$2" >&2
+	return 1
+}
+
+# expect_absent WHAT TEXT FILE: FILE does not hold TEXT (a fixed string).
+expect_absent() {
+	grep -qF -- "$2" "$3" || return 0
+	printf '%s: expected no [%s] in %s, found: %s\n' "$1" "$2" "$3" "$(grep -m1 -F -- "$2" "$3")" >&2
 	return 1
 }
 

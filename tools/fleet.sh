@@ -118,6 +118,14 @@ query 'job:sidemeter_http_requests:rate5m' >"$lab/rate.json"
 query 'job:sidemeter_http_errors:ratio_rate5m' >"$lab/ratio.json"
 query 'route:sidemeter_http_request_duration_seconds:p99_5m' >"$lab/p99.json"
 curl -sS "http://127.0.0.1:$prom_port/api/v1/alerts" >"$lab/alerts.json"
+# every query of the Grafana dashboard, with its variables set for the whole fleet
+python3 "$root/tools/dashboard.py" exprs "$root/yaml/grafana-dashboard.json" >"$lab/dash.jsonl"
+n=0
+while IFS= read -r line; do
+	query "$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["expr"])' "$line")" \
+		>"$lab/dash.$n.json"
+	n=$((n + 1))
+done <"$lab/dash.jsonl"
 wait "$load"
 sleep 3	# two more scrapes: the counters' last values
 query 'sum by (pod, method, code, route) (sidemeter_http_requests_total)' >"$lab/totals.json"
@@ -187,6 +195,13 @@ for pod, role in roles.items():
         want.add(("SidemeterHighErrorRatio", pod))     # every answer is a 502
     if role == "sidecardown":
         want.add(("SidemeterDown", pod))
+print("the Grafana dashboard's queries (yaml/grafana-dashboard.json):")
+for n, line in enumerate(open(lab + "/dash.jsonl")):
+    q = json.loads(line)
+    got = json.load(open("%s/dash.%d.json" % (lab, n)))
+    series = got.get("data", {}).get("result", []) if got.get("status") == "success" else []
+    check("%s %s" % (q["panel"], q["ref"]), len(series) > 0,
+          "%d series" % len(series) if series else "no data: %s (%s)" % (q["expr"], got.get("error", "")))
 check("alerts", set(firing) == want, "firing as the roles predict" if set(firing) == want else
       "expected %s" % sorted(want))
 sys.exit(0 if ok else 1)
