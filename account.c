@@ -5,14 +5,15 @@
 #include "account.h"
 #include "clock.h"
 
-static void put_exemplar(struct shm_slot *sl, const struct obs_exchange *ex)
+static void put_exemplar(struct shm_slot *sl, const struct obs_exchange *ex,
+    const struct obs_trace *tr)
 {
 	struct shm_record r;
 
 	memset(&r, 0, sizeof(r));
 	r.r_kind = REC_EXEMPLAR;
-	memcpy(r.r_trace, ex->ex_trace, sizeof(r.r_trace));
-	memcpy(r.r_span, ex->ex_span, sizeof(r.r_span));
+	memcpy(r.r_trace, tr->tr_trace, sizeof(r.r_trace));
+	memcpy(r.r_span, tr->tr_span, sizeof(r.r_span));
 	r.r_value = (uint64_t)(ex->ex_resp_end - ex->ex_req_start);
 	if (!(ex->ex_flags & EX_ANSWERED) && ex->ex_req_end > 0 && ex->ex_resp_start > ex->ex_req_end)
 		r.r_app = (uint64_t)(ex->ex_resp_start - ex->ex_req_end);
@@ -24,7 +25,8 @@ static void put_exemplar(struct shm_slot *sl, const struct obs_exchange *ex)
 	shm_stats_put(sl, &r);
 }
 
-void account_exchange(struct shm_slot *sl, const struct obs_exchange *ex, int why)
+void account_exchange(struct shm_slot *sl, const struct obs_exchange *ex,
+    const struct obs_trace *tr, int why)
 {
 	struct shm_record r;
 
@@ -49,8 +51,8 @@ void account_exchange(struct shm_slot *sl, const struct obs_exchange *ex, int wh
 		shm_stats_add(sl, CTR_INCOMPLETE + (unsigned)why, 1);
 	shm_stats_put(sl, &r);
 	/* A traced request that got its answer: its ids, for the histograms' exemplars. */
-	if (why < 0 && (ex->ex_flags & EX_TRACED) && ex->ex_resp_end > ex->ex_req_start)
-		put_exemplar(sl, ex);
+	if (why < 0 && tr != NULL && ex->ex_resp_end > ex->ex_req_start)
+		put_exemplar(sl, ex, tr);
 }
 
 void account_conn_end(struct shm_slot *sl, const struct conn_books *cb, enum close_reason why,

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+extern char **environ;
+
 #include "config.h"
 
 struct config cfg;
@@ -90,7 +92,8 @@ static const struct option_def options[] = {
 	{ "metric-names", "sidemeter|otel|both", "sidemeter", set_metric_names, 0, 0, 0,
 	  "HTTP server metrics under sidemeter's names, OpenTelemetry's, or both" },
 	{ "label", "NAME=VALUE", NULL, set_label, 0, 0, 0,
-	  "a label of target_info on /metrics (repeatable; env SIDEMETER_LABELS: comma-separated)" },
+	  "a label of target_info on /metrics (repeatable; env SIDEMETER_LABELS: comma-separated, "
+	  "and SIDEMETER_LABEL_<NAME>=VALUE, one each)" },
 	{ "check", NULL, NULL, NULL, 0, 0, 0,
 	  "print the effective configuration and exit (2 if it is invalid)" },
 	{ "version", NULL, NULL, NULL, 0, 0, 0, "print the version and exit" },
@@ -444,6 +447,28 @@ static int set_label(struct config *cf, const struct option_def *od, const char 
 	return 0;
 }
 
+/* SIDEMETER_LABEL_<name>=<value>: one label each, which the Downward API fills one field at
+ * a time (valueFrom needs no $(VAR) composition, which not every runtime does).  Returns
+ * the labels added, or -1 with err set. */
+static int env_labels(struct config *cf, char *err, size_t len)
+{
+	static const char prefix[] = "SIDEMETER_LABEL_";
+	char **e, one[512];
+	int n = 0;
+
+	for (e = environ; *e != NULL; e++) {
+		if (strncmp(*e, prefix, sizeof(prefix) - 1) != 0)
+			continue;
+		if (add_label(cf, *e + sizeof(prefix) - 1, strlen(*e + sizeof(prefix) - 1), one,
+		    sizeof(one)) == -1) {
+			snprintf(err, len, "%.*s: %s", (int)strcspn(*e, "="), *e, one);
+			return -1;
+		}
+		n++;
+	}
+	return n;
+}
+
 static int set_buckets(struct config *cf, const struct option_def *od, const char *v,
     char *err, size_t len)
 {
@@ -622,6 +647,14 @@ enum config_result config_parse(struct config *cf, int argc, char **argv, char *
 			continue;
 		env_name(od, who, sizeof(who));
 		v = getenv(who);
+		if (od->od_set == set_label) {
+			int n = env_labels(cf, err, errlen);
+
+			if (n == -1)
+				return CONFIG_ERROR;
+			if (n > 0)
+				sources[k] = SRC_ENV;
+		}
 		if (v != NULL) {
 			if (apply(cf, od, v, who, err, errlen) == -1)
 				return CONFIG_ERROR;

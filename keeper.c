@@ -388,7 +388,7 @@ static void k_exchange(void *ctx, const struct obs_exchange *ex, int why)
 {
 	struct conn_books *cb = ctx;
 
-	account_exchange(k.k_slot, ex, why);
+	account_exchange(k.k_slot, ex, NULL, why);	/* a parked pair's trace stayed behind */
 	cb->cb_requests++;
 }
 

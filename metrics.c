@@ -169,7 +169,7 @@ static void family(struct buf *b, enum metric_id id)
 
 /* OpenMetrics: when a counter (name ends in _total) or histogram (name as is) series began,
  * which for every series here is the master's start: each counts from zero since then. */
-static void created(struct buf *b, const char *name, const char *labels)
+static void created_n(struct buf *b, const char *name, const char *labels, size_t nlabels)
 {
 	size_t n = strlen(name);
 
@@ -177,8 +177,16 @@ static void created(struct buf *b, const char *name, const char *labels)
 		return;
 	if (ends_with(name, n, "_total"))
 		n -= 6;
-	buf_printf(b, "%.*s_created%s%s%s %lld\n", (int)n, name, labels[0] ? "{" : "", labels,
-	    labels[0] ? "}" : "", (long long)started_wall);
+	if (nlabels)
+		buf_printf(b, "%.*s_created{%.*s} %lld\n", (int)n, name, (int)nlabels, labels,
+		    (long long)started_wall);
+	else
+		buf_printf(b, "%.*s_created %lld\n", (int)n, name, (long long)started_wall);
+}
+
+static void created(struct buf *b, const char *name, const char *labels)
+{
+	created_n(b, name, labels, strlen(labels));
 }
 
 /* OpenMetrics: the exemplar of a bucket line, if it has one. */
@@ -204,7 +212,7 @@ static void prom_hist(struct buf *b, const char *name, const char *labels,
     const struct hist_prom *hp, unsigned nbounds, const char *const *le, double scale,
     const struct exemplar *ex)
 {
-	char bare[SHM_ROUTE_LEN * 2 + 256];
+	int bare = labels[0] ? (int)strlen(labels) - 1 : 0;	/* without the trailing comma */
 	uint64_t cum = 0;
 	unsigned i;
 
@@ -215,15 +223,13 @@ static void prom_hist(struct buf *b, const char *name, const char *labels,
 		exemplar(b, ex ? &ex[i] : NULL, scale);
 		buf_append(b, "\n", 1);
 	}
-	/* the labels without the trailing comma */
-	snprintf(bare, sizeof(bare), "%.*s", labels[0] ? (int)strlen(labels) - 1 : 0, labels);
-	if (bare[0])
-		buf_printf(b, "%s_sum{%s} %.9g\n%s_count{%s} %llu\n", name, bare,
-		    (double)hp->hp_sum / scale, name, bare, (unsigned long long)hp->hp_count);
+	if (bare)
+		buf_printf(b, "%s_sum{%.*s} %.9g\n%s_count{%.*s} %llu\n", name, bare, labels,
+		    (double)hp->hp_sum / scale, name, bare, labels, (unsigned long long)hp->hp_count);
 	else
 		buf_printf(b, "%s_sum %.9g\n%s_count %llu\n", name, (double)hp->hp_sum / scale, name,
 		    (unsigned long long)hp->hp_count);
-	created(b, name, bare);
+	created_n(b, name, labels, (size_t)bare);
 }
 
 static char le_seconds[CONFIG_MAX_BUCKETS][32];
@@ -325,7 +331,6 @@ static void requests(struct buf *b, const uint64_t *ctr)
 
 static void route_hists(struct buf *b, enum metric_id id)
 {
-	char labels[SHM_ROUTE_LEN * 2 + 16];
 	struct buf lb = { NULL, 0, 0, 0 };
 	unsigned r;
 
@@ -343,8 +348,7 @@ static void route_hists(struct buf *b, enum metric_id id)
 		buf_append(&lb, "\",", 2);
 		if (lb.b_failed)
 			break;
-		snprintf(labels, sizeof(labels), "%s", lb.b_data);
-		prom_hist(b, metric_defs[id].md_name, labels, hp, agg.ag_nbounds, le_sec_ptr, 1e9,
+		prom_hist(b, metric_defs[id].md_name, lb.b_data, hp, agg.ag_nbounds, le_sec_ptr, 1e9,
 		    ra->ra_ex == NULL ? NULL : id == METRIC_HTTP_REQUEST_DURATION ? ra->ra_ex :
 		    ra->ra_ex + agg.ag_nbounds + 1);
 	}

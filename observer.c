@@ -471,7 +471,7 @@ static int all_zero(const uint8_t *p, size_t n)
  * lowercase hex.  Version 00 is exactly 55 characters; a later one may add fields after a
  * dash; ff is invalid, and so are ids of all zeros.  Only the ids are kept, for exemplars.
  * A malformed header is ignored; a second one voids the first. */
-static void traceparent(struct obs_exchange *ex, const char *v, size_t n)
+static void traceparent(struct obs_exchange *ex, struct obs_trace *tr, const char *v, size_t n)
 {
 	uint8_t ver, flags, trace[16], span[8];
 
@@ -485,8 +485,8 @@ static void traceparent(struct obs_exchange *ex, const char *v, size_t n)
 	    hex_bytes(v + 3, 32, trace) == -1 || hex_bytes(v + 36, 16, span) == -1 ||
 	    hex_bytes(v + 53, 2, &flags) == -1 || all_zero(trace, 16) || all_zero(span, 8))
 		return;
-	memcpy(ex->ex_trace, trace, sizeof(trace));
-	memcpy(ex->ex_span, span, sizeof(span));
+	memcpy(tr->tr_trace, trace, sizeof(trace));
+	memcpy(tr->tr_span, span, sizeof(span));
 	ex->ex_flags |= EX_TRACED;
 }
 
@@ -525,7 +525,7 @@ static int header_line(struct observer *ob, int dir, struct obs_side *s, const c
 		struct obs_exchange *ex = req_current(ob);
 
 		if (ex != NULL)
-			traceparent(ex, v, vn);
+			traceparent(ex, &ob->ob_trace[ex - ob->ob_fifo], v, vn);
 	}
 	return 0;
 }
@@ -1078,9 +1078,18 @@ int observer_restore(struct observer *ob, const struct obs_ops *ops, void *ctx,
 	if (sv->sv_n == 1) {
 		ob->ob_n = 1;
 		ob->ob_fifo[0] = sv->sv_ex;
+		/* the trace context stayed behind (struct obs_trace) */
+		ob->ob_fifo[0].ex_flags &= (uint16_t)~(EX_TRACED | EX_TRACE_BAD);
 		ob->ob_fifo[0].ex_route = (uint16_t)route;
 	}
 	return 0;
+}
+
+const struct obs_trace *observer_trace(const struct observer *ob, const struct obs_exchange *ex)
+{
+	if (ex < ob->ob_fifo || ex >= ob->ob_fifo + OBS_PIPELINE || !(ex->ex_flags & EX_TRACED))
+		return NULL;
+	return &ob->ob_trace[ex - ob->ob_fifo];
 }
 
 int observer_route(const struct observer *ob, unsigned *route)

@@ -181,7 +181,7 @@ static void obs_exchange(void *ctx, const struct obs_exchange *ex, int why)
 {
 	struct conn *c = ctx;
 
-	account_exchange(slot, ex, why);
+	account_exchange(slot, ex, observer_trace(&c->cn_obs, ex), why);
 	sb_add(&slot->sl_sb.sb_requests);
 	c->cn_requests++;
 }

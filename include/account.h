@@ -23,8 +23,10 @@ struct conn_books {
 /* ---- reporting into slot sl (the caller is its only writer) ---- */
 
 /* An exchange the observer reported (why < 0: complete; else enum incomplete_reason): the
- * exact count first, then the sample, if the ring has room. */
-void account_exchange(struct shm_slot *sl, const struct obs_exchange *ex, int why);
+ * exact count first, then the sample, if the ring has room; and if it is complete and tr
+ * (its trace context, or NULL) is given, an exemplar after it. */
+void account_exchange(struct shm_slot *sl, const struct obs_exchange *ex,
+    const struct obs_trace *tr, int why);
 
 /* A connection ended at now: its reason counted and its record published. */
 void account_conn_end(struct shm_slot *sl, const struct conn_books *cb, enum close_reason why,

@@ -22,7 +22,7 @@
 #include "observer.h"
 #include "shm_stats.h"
 
-#define PARK_VERSION 2u
+#define PARK_VERSION 1u
 
 /* What travels with a pair, both ways.  Only pk_linelen bytes of pk_line are sent. */
 struct park_msg {

@@ -34,7 +34,7 @@
 #define EX_CLOSE 0x80		/* the request ends the connection (close, HTTP/1.0) */
 #define EX_REQ_CUT 0x100	/* the client's stream ended inside the request, unanswered */
 #define EX_HTTP10 0x200		/* the request is HTTP/1.0 */
-#define EX_TRACED 0x400		/* one valid W3C traceparent: ex_trace, ex_span hold it */
+#define EX_TRACED 0x400		/* one valid W3C traceparent: see observer_trace() */
 #define EX_TRACE_BAD 0x800	/* a second traceparent: neither counts (W3C Trace Context) */
 
 /* One request and, once it comes, its response.  Times are CLOCK_MONOTONIC ns, 0 = not yet. */
@@ -49,8 +49,13 @@ struct obs_exchange {
 	uint16_t ex_code;		/* final status code, 0 until known */
 	uint16_t ex_flags;
 	uint8_t ex_method;		/* enum http_method */
-	uint8_t ex_trace[16];		/* EX_TRACED: the trace-id of the request's traceparent */
-	uint8_t ex_span[8];		/* ... and its parent-id (the caller's span) */
+};
+
+/* A request's W3C trace context (EX_TRACED): beside the exchange, not in it, so that a
+ * parked connection's saved state keeps its layout (a keeper of the last build reads it). */
+struct obs_trace {
+	uint8_t tr_trace[16];		/* trace-id */
+	uint8_t tr_span[8];		/* parent-id: the caller's span */
 };
 
 struct obs_ops {
@@ -96,6 +101,7 @@ struct observer {
 	int ob_lost;			/* a request past OBS_PIPELINE came: the request side is lost */
 	int ob_resp_seen;		/* the application has sent a byte of an answer */
 	struct obs_exchange ob_fifo[OBS_PIPELINE];
+	struct obs_trace ob_trace[OBS_PIPELINE];	/* the trace context of ob_fifo[i] */
 	struct obs_side ob_side[2];
 };
 
@@ -177,6 +183,10 @@ size_t observer_save(const struct observer *ob, struct obs_saved *sv, const char
  * observer). */
 int observer_restore(struct observer *ob, const struct obs_ops *ops, void *ctx,
     const struct obs_saved *sv, const char *line, size_t linelen, unsigned route);
+
+/* The trace context of an exchange oo_exchange() was given, if it had a valid one (a
+ * request parked in its head, with the header read before, has lost it). */
+const struct obs_trace *observer_trace(const struct observer *ob, const struct obs_exchange *ex);
 
 /* The route index of the request in flight, if it has one (its request line is in). */
 int observer_route(const struct observer *ob, unsigned *route);

@@ -103,6 +103,16 @@ bad_value() {
 	SIDEMETER_LABELS="pod=a,pod=b" run --separate-stderr "$SM_BIN" --check
 	assert_failure 2
 	expect_eq stderr "sidemeter: SIDEMETER_LABELS: label 'pod' is given twice" "$stderr"
+	# one variable per label, as the Downward API fills them; with the list, both count
+	SIDEMETER_LABEL_zone=eu-1 SIDEMETER_LABELS=pod=a run "$SM_BIN" --check
+	assert_success
+	assert_line --regexp '^label += zone=eu-1,pod=a  \(env\)$'
+	SIDEMETER_LABEL_9x=1 run --separate-stderr "$SM_BIN" --check
+	assert_failure 2
+	[[ $stderr == "sidemeter: SIDEMETER_LABEL_9x: '9x' is not a label name"* ]] || { echo "$stderr"; return 1; }
+	SIDEMETER_LABEL_pod=b SIDEMETER_LABELS=pod=a run --separate-stderr "$SM_BIN" --check
+	assert_failure 2
+	expect_eq stderr "sidemeter: SIDEMETER_LABELS: label 'pod' is given twice" "$stderr"
 	# an empty value (a Downward API field left empty) is no label, not an error
 	run "$SM_BIN" --check --label pod= --label node=n1
 	assert_success

@@ -56,7 +56,22 @@ for (const d of yaml.loadAll(fs.readFileSync(file, "utf8"))) {
   // the classic form: a second container; the native one: an init container that restarts
   const sm = [...(spec.initContainers || []), ...spec.containers].find((c) => c.name === "sidemeter");
   if (spec.initContainers && sm.restartPolicy !== "Always") throw new Error("a native sidecar needs restartPolicy: Always");
-  const env = Object.fromEntries(sm.env.map((e) => [e.name, e.value]));
+  // the environment as the kubelet makes it: the Downward API's fields (with a node and a
+  // name of the kind a cluster gives), and $(VAR) references to what came before
+  const meta = d.kind === "Pod" ? d.metadata : d.spec.template.metadata;
+  const label = (f) => (f.match(/^metadata\.labels\['(.+)'\]$/) || [])[1];
+  const field = (f) => ({ "metadata.name": meta.name || "demo-7d4b9c-x2x9q", "metadata.namespace": "shop",
+    "spec.nodeName": "node-1" })[f] ?? (label(f) ? meta.labels[label(f)] ?? "" : undefined);
+  const env = {};
+  for (const e of sm.env) {
+    if (e.valueFrom) {
+      const v = field(e.valueFrom.fieldRef.fieldPath);
+      if (v === undefined) throw new Error("a field the test does not know: " + e.valueFrom.fieldRef.fieldPath);
+      env[e.name] = v;
+    } else {
+      env[e.name] = String(e.value).replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, k) => k in env ? env[k] : m);
+    }
+  }
   const metrics = sm.ports.find((p) => p.name === "metrics").containerPort;
   const grace = spec.terminationGracePeriodSeconds;
   const ann = (d.kind === "Pod" ? d.metadata : d.spec.template.metadata).annotations;
@@ -74,6 +89,8 @@ EOF
 		echo "$output"
 		assert_success
 		assert_line --regexp '^metrics += 0\.0\.0\.0:9145  \(env\)$'
+		# target_info's labels, from the Downward API
+		assert_line --regexp '^label += k8s_pod_name=demo[-a-z0-9]*,k8s_namespace_name=shop,k8s_node_name=node-1,service_version=1\.0\.0  \(env\)$'
 		# the drain fits the grace period; probes and annotations name the metrics port
 		local delay timeout
 		delay=$(awk '/^drain-delay/ { print $3 }' <<<"$output")
@@ -154,6 +171,35 @@ EOF
 	expect_eq "the master's user" "$uid" "$(ps -o uid= -p "$(children "$sm_pid" | head -1)" | tr -d ' ')"
 }
 
+@test "the Grafana dashboard: the fields Grafana needs, and the checker rejects what it should" {
+	run "$PY" "$ROOT/tools/dashboard.py" check "$ROOT/yaml/grafana-dashboard.json"
+	echo "$output"
+	assert_success
+	assert_output --regexp 'dashboard: [0-9]+ panels, [0-9]+ queries, ok'
+	# broken copies: each problem named
+	local d=$BATS_TEST_TMPDIR want
+	"$PY" - "$ROOT/yaml/grafana-dashboard.json" "$d" <<'EOF'
+import copy, json, sys
+src, d = sys.argv[1:]
+base = json.load(open(src))
+def broken(name, change):
+    x = copy.deepcopy(base)
+    change(x)
+    json.dump(x, open("%s/%s.json" % (d, name), "w"))
+broken("dup-id", lambda x: x["panels"][1].update(id=x["panels"][0]["id"]))
+broken("wide", lambda x: x["panels"][0]["gridPos"].update(x=20, w=12))
+broken("no-expr", lambda x: x["panels"][0]["targets"][0].update(expr=""))
+broken("undefined-var", lambda x: x["panels"][0]["targets"][0].update(expr='up{pod=~"$podname"}'))
+broken("no-uid", lambda x: x.pop("uid"))
+EOF
+	for want in "dup-id:id must be a unique integer" "wide:within 24 columns" "no-expr:an expr" \
+		'undefined-var:$podname is not a variable' "no-uid:uid"; do
+		run "$PY" "$ROOT/tools/dashboard.py" check "$d/${want%%:*}.json"
+		assert_failure
+		assert_output --partial "${want#*:}"
+	done
+}
+
 @test "make fleet: pods on loopback and a real Prometheus; what it reports matches the load" {
 	run env FLEET_PODS=5 FLEET_SECS=25 "$ROOT/tools/fleet.sh" "$SM_BIN"
 	echo "$output"
@@ -161,4 +207,5 @@ EOF
 	assert_success
 	refute_output --partial FAIL
 	assert_output --partial "ok   alerts: firing as the roles predict"
+	assert_output --partial "the Grafana dashboard's queries"
 }

@@ -7,11 +7,15 @@
 //     127.0.0.1 (host networking: nothing else of the host is touched);
 //   - SIDEMETER_ZIP_URL: the zip served on loopback;
 //   - SIDEMETER_DUMP_INTERVAL 1, so that summary lines show in `podman logs` within seconds;
-//   - a Deployment runs one replica (two would bind the same host ports).
+//   - a Deployment runs one replica (two would bind the same host ports);
+//   - the Downward API fields podman does not give (metadata.namespace, spec.nodeName)
+//     become the values a cluster would have given: "podman" and the host's name.  The
+//     pod's name and labels stay fieldRefs.
 // The images keep their names: the test tags its local image under them.
 //
 //   node pod-derive.mjs NODE_MODULES IN.yaml OUT.yaml ZIP_URL LISTEN METRICS APP
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { createRequire } from "node:module";
 
@@ -30,6 +34,11 @@ function container(c) {
 		if (probe && probe.httpGet) probe.httpGet.port = named[probe.httpGet.port] ?? ports[probe.httpGet.port] ?? probe.httpGet.port;
 	}
 	for (const e of c.env || []) {
+		const field = e.valueFrom?.fieldRef?.fieldPath;
+		if (field === "metadata.namespace" || field === "spec.nodeName") {
+			delete e.valueFrom;
+			e.value = field === "metadata.namespace" ? "podman" : os.hostname();
+		}
 		if (e.name === "SIDEMETER_ZIP_URL") e.value = zipUrl;
 		else if (typeof e.value === "string")
 			e.value = e.value.replace(/:(8080|9145|8087)$/, (_, p) => ":" + ports[p]).replace(/^0\.0\.0\.0:/, "127.0.0.1:");

@@ -36,7 +36,8 @@ static void t_exchange(void *ctx, const struct obs_exchange *ex, int why)
 {
 	size_t used = strlen(report);
 
-	(void)ctx;
+	const struct obs_trace *tr = ctx ? observer_trace(ctx, ex) : NULL;
+
 	/* times never run backwards within an exchange */
 	CHECK(ex->ex_req_start > 0, "no request start");
 	CHECK(!ex->ex_req_end || ex->ex_req_end >= ex->ex_req_start, "request ends before it starts");
@@ -46,6 +47,12 @@ static void t_exchange(void *ctx, const struct obs_exchange *ex, int why)
 	    used ? "; " : "", http_method_names[ex->ex_method],
 	    ex->ex_route < ntargets ? targets[ex->ex_route] : "?", ex->ex_code,
 	    (unsigned long long)ex->ex_req_body, (unsigned long long)ex->ex_resp_body, why_name(why));
+	/* a trace context: the first two bytes of its trace-id and the last of its parent-id */
+	if (tr != NULL) {
+		used = strlen(report);
+		snprintf(report + used, sizeof(report) - used, " trace=%02x%02x..%02x",
+		    tr->tr_trace[0], tr->tr_trace[1], tr->tr_span[7]);
+	}
 }
 
 static void t_opaque(void *ctx, enum opaque_reason why)
@@ -306,6 +313,28 @@ static const struct vector vectors[] = {
 	    RESP("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"),
 	    RESP_EOF, END },
 	  INCOMPLETE_UPSTREAM_CLOSED, "POST /p 400 0/0 client_closed" },
+	{ "traceparent: kept for its own exchange in a pipeline; an uppercase one is not valid",
+	  { REQ("GET /1 HTTP/1.1\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n"
+		"GET /2 HTTP/1.1\r\ntraceparent: 00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01\r\n\r\n"
+		"GET /3 HTTP/1.1\r\nTraceParent:\t 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00 \r\n\r\n"),
+	    RESP("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+		 "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), END },
+	  INCOMPLETE_CLIENT_CLOSED,
+	  "GET /1 200 0/0 done trace=4bf9..b7; GET /2 200 0/0 done; GET /3 200 0/0 done trace=0af7..31" },
+	{ "traceparent: two of them void each other; zero ids, version ff, 00 with more fields are not valid",
+	  { REQ("GET /1 HTTP/1.1\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n"
+		"traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n"
+		"GET /2 HTTP/1.1\r\ntraceparent: 00-00000000000000000000000000000000-00f067aa0ba902b7-01\r\n\r\n"
+		"GET /3 HTTP/1.1\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01\r\n\r\n"
+		"GET /4 HTTP/1.1\r\ntraceparent: ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n"
+		"GET /5 HTTP/1.1\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x\r\n\r\n"
+		"GET /6 HTTP/1.1\r\ntraceparent: 01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x\r\n\r\n"),
+	    RESP("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+		 "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+		 "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), END },
+	  INCOMPLETE_CLIENT_CLOSED,
+	  "GET /1 200 0/0 done; GET /2 200 0/0 done; GET /3 200 0/0 done; GET /4 200 0/0 done; "
+	  "GET /5 200 0/0 done; GET /6 200 0/0 done trace=4bf9..b7" },
 	{ "a double space in a first request line is a bad request, not \"not HTTP\"",
 	  { REQ("GET  / HTTP/1.1\r\n\r\n"), END },
 	  INCOMPLETE_CLIENT_CLOSED, "opaque:bad_request" },
@@ -326,7 +355,7 @@ static void run(const struct vector *v, long split)
 	report[0] = '\0';
 	ntargets = 0;
 	clock_now = 1000;
-	observer_init(&ob, &ops, NULL);
+	observer_init(&ob, &ops, &ob);
 	for (e = 0; e < 12 && v->ev[e].dir >= 0; e++) {
 		const struct event *ev = &v->ev[e];
 		size_t len = ev->data ? (ev->len ? ev->len : strlen(ev->data)) : 0, i;
