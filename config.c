@@ -447,12 +447,18 @@ static int set_label(struct config *cf, const struct option_def *od, const char 
 	return 0;
 }
 
+static int by_label_name(const void *a, const void *b)
+{
+	return strcmp(((const struct config_label *)a)->cl_name, ((const struct config_label *)b)->cl_name);
+}
+
 /* SIDEMETER_LABEL_<name>=<value>: one label each, which the Downward API fills one field at
  * a time (valueFrom needs no $(VAR) composition, which not every runtime does).  Returns
  * the labels added, or -1 with err set. */
 static int env_labels(struct config *cf, char *err, size_t len)
 {
 	static const char prefix[] = "SIDEMETER_LABEL_";
+	unsigned first = cf->cf_nlabels;
 	char **e, one[512];
 	int n = 0;
 
@@ -466,6 +472,8 @@ static int env_labels(struct config *cf, char *err, size_t len)
 		}
 		n++;
 	}
+	/* in the order of their names, not of the environment's */
+	qsort(cf->cf_labels + first, cf->cf_nlabels - first, sizeof(cf->cf_labels[0]), by_label_name);
 	return n;
 }
 

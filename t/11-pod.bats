@@ -90,7 +90,7 @@ EOF
 		assert_success
 		assert_line --regexp '^metrics += 0\.0\.0\.0:9145  \(env\)$'
 		# target_info's labels, from the Downward API
-		assert_line --regexp '^label += k8s_pod_name=demo[-a-z0-9]*,k8s_namespace_name=shop,k8s_node_name=node-1,service_version=1\.0\.0  \(env\)$'
+		assert_line --regexp '^label += k8s_namespace_name=shop,k8s_node_name=node-1,k8s_pod_name=demo[-a-z0-9]*,service_version=1\.0\.0  \(env\)$'
 		# the drain fits the grace period; probes and annotations name the metrics port
 		local delay timeout
 		delay=$(awk '/^drain-delay/ { print $3 }' <<<"$output")

@@ -115,7 +115,7 @@ check_pod() {
 	expect_eq "requests counted" "$n" "$(metric 'sidemeter_http_requests_total{method="GET",code="200",route="/index.html"}')"
 	# who this is, from the Downward API: the pod's name and version label (podman gives
 	# no namespace or node: the derived copy sets them)
-	grep -E "^target_info\{k8s_pod_name=\"$POD[^\"]*\",k8s_namespace_name=\"podman\",k8s_node_name=\"$(hostname)\",service_version=\"1\.0\.0\"\} 1$" \
+	grep -E "^target_info\{k8s_namespace_name=\"podman\",k8s_node_name=\"$(hostname)\",k8s_pod_name=\"$POD[^\"]*\",service_version=\"1\.0\.0\"\} 1$" \
 		"$BATS_TEST_TMPDIR/metrics.txt" ||
 		{ echo "target_info: not from the Downward API: $(grep '^target_info' "$BATS_TEST_TMPDIR/metrics.txt"); the sidecar's labels: $(podman exec "$SM_CTR" env | grep '^SIDEMETER_LABEL' | tr '\n' ' ')" >&2; return 1; }
 	sleep 1.5
