@@ -48,9 +48,10 @@ static unsigned f_route(void *ctx, const char *t, size_t n)
 
 static void f_exchange(void *ctx, const struct obs_exchange *ex, int why)
 {
+	const struct obs_trace *tr = observer_trace(ctx, ex);
 	char line[160];
+	unsigned i, zero = 1;
 
-	(void)ctx;
 	if (ex->ex_method >= METHOD_MAX || (why >= 0 && why >= INCOMPLETE_MAX))
 		fail("a label out of range");
 	if (ex->ex_code != 0 && (ex->ex_code < 100 || ex->ex_code > 999))
@@ -65,6 +66,16 @@ static void f_exchange(void *ctx, const struct obs_exchange *ex, int why)
 	    ex->ex_code, (unsigned long long)ex->ex_req_body, (unsigned long long)ex->ex_resp_body,
 	    why);
 	say(line);
+	/* a trace context is a valid one: no all-zero id (and the same however the bytes came) */
+	if (tr != NULL) {
+		for (i = 0; i < sizeof(tr->tr_trace); i++)
+			zero &= tr->tr_trace[i] == 0;
+		if (zero)
+			fail("an all-zero trace-id kept");
+		snprintf(line, sizeof(line), "t %02x%02x%02x;", tr->tr_trace[0], tr->tr_trace[15],
+		    tr->tr_span[7]);
+		say(line);
+	}
 }
 
 static void f_opaque(void *ctx, enum opaque_reason why)
@@ -112,7 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		report = &reports[run_no];
 		report->r_len = 0;
 		now = 1;
-		observer_init(&ob, &f_ops, NULL);
+		observer_init(&ob, &f_ops, &ob);
 		for (i = 0; i < size;) {
 			uint8_t h = data[i++];
 			int dir;

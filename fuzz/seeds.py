@@ -23,6 +23,10 @@ SEEDS = {
               (RESP, b"HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n"), (REQ, b"67890")],
     "bad": [(REQ, b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")],
     "tls": [(REQ, b"\x16\x03\x01\x00\x05hello")],
+    "traceparent": [(REQ, b"GET /t HTTP/1.1\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n"
+                          b"GET /u HTTP/1.1\r\ntraceparent: 01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x\r\n"
+                          b"traceparent: ff-0\r\n\r\n"),
+                    (RESP, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n")],
 }
 
 
