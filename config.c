@@ -329,21 +329,28 @@ static int add_pattern(struct config *cf, const char *v, size_t n, char *err, si
 	return 0;
 }
 
+typedef int item_adder(struct config *cf, const char *v, size_t n, char *err, size_t len);
+
+/* Add each item of a list whose items are separated by any of seps. */
+static int each_item(struct config *cf, const char *v, const char *seps, item_adder *add,
+    char *err, size_t len)
+{
+	while (*v) {
+		size_t n = strcspn(v, seps);
+
+		if (n > 0 && add(cf, v, n, err, len) == -1)
+			return -1;
+		v += n;
+		v += strspn(v, seps);
+	}
+	return 0;
+}
+
 /* From a flag one pattern; from the environment a comma- or space-separated list. */
 static int set_route(struct config *cf, const struct option_def *od, const char *v, char *err,
     size_t len)
 {
-	const char *p = v;
-
-	while (*p) {
-		size_t n = strcspn(p, ", \t");
-
-		if (n > 0 && add_pattern(cf, p, n, err, len) == -1)
-			return -1;
-		p += n;
-		p += strspn(p, ", \t");
-	}
-	return 0;
+	return each_item(cf, v, ", \t", add_pattern, err, len);
 }
 
 static int set_metric_names(struct config *cf, const struct option_def *od, const char *v,
@@ -434,17 +441,7 @@ static int add_label(struct config *cf, const char *v, size_t n, char *err, size
 static int set_label(struct config *cf, const struct option_def *od, const char *v, char *err,
     size_t len)
 {
-	const char *p = v;
-
-	while (*p) {
-		size_t n = strcspn(p, ",");
-
-		if (n > 0 && add_label(cf, p, n, err, len) == -1)
-			return -1;
-		p += n;
-		p += strspn(p, ",");
-	}
-	return 0;
+	return each_item(cf, v, ",", add_label, err, len);
 }
 
 static int by_label_name(const void *a, const void *b)

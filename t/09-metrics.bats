@@ -10,6 +10,26 @@ setup() {
 	start_app "$BATS_TEST_TMPDIR"
 }
 
+# start_prometheus [FLAGS...]: a real Prometheus on $prom_port scraping the metrics port
+# every second, ready to answer.
+start_prometheus() {
+	local d=$BATS_TEST_TMPDIR/prom
+	prom_port=$(free_ports 1)
+	mkdir -p "$d"
+	cat >"$d/prometheus.yml" <<CONF
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: sidemeter
+    static_configs:
+      - targets: ['127.0.0.1:$MET_PORT']
+CONF
+	spawn prom prometheus --config.file="$d/prometheus.yml" --storage.tsdb.path="$d/data" \
+		--web.listen-address="127.0.0.1:$prom_port" "$@"
+	wait_until 30 curl -sf "http://127.0.0.1:$prom_port/-/ready"
+}
+
 @test "/metrics: promtool finds nothing, the content type is right, +Inf = _count = requests" {
 	start_sm
 	local i
@@ -40,21 +60,7 @@ setup() {
 
 @test "a real Prometheus scrapes the port: rate() and histogram_quantile() return numbers" {
 	start_sm
-	local d=$BATS_TEST_TMPDIR/prom prom_port
-	prom_port=$(free_ports 1)
-	mkdir -p "$d"
-	cat >"$d/prometheus.yml" <<CONF
-global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: sidemeter
-    static_configs:
-      - targets: ['127.0.0.1:$MET_PORT']
-CONF
-	spawn prom prometheus --config.file="$d/prometheus.yml" --storage.tsdb.path="$d/data" \
-		--web.listen-address="127.0.0.1:$prom_port"
-	wait_until 30 curl -sf "http://127.0.0.1:$prom_port/-/ready"
+	start_prometheus
 	spawn ab ab -q -t 20 -c 2 "http://127.0.0.1:$SM_PORT/index.html"
 	query() {
 		curl -sS --get "http://127.0.0.1:$prom_port/api/v1/query" --data-urlencode "query=$1" |
@@ -422,20 +428,7 @@ print('ok')" "$f"
 
 @test "a real Prometheus with exemplar storage scrapes OpenMetrics: query_exemplars returns the slow requests' trace ids" {
 	start_sm --metric-names both
-	local d=$BATS_TEST_TMPDIR/prom prom_port
-	prom_port=$(free_ports 1)
-	mkdir -p "$d"
-	cat >"$d/prometheus.yml" <<CONF
-global:
-  scrape_interval: 1s
-scrape_configs:
-  - job_name: sidemeter
-    static_configs:
-      - targets: ['127.0.0.1:$MET_PORT']
-CONF
-	spawn prom prometheus --config.file="$d/prometheus.yml" --storage.tsdb.path="$d/data" \
-		--web.listen-address="127.0.0.1:$prom_port" --enable-feature=exemplar-storage
-	wait_until 30 curl -sf "http://127.0.0.1:$prom_port/-/ready"
+	start_prometheus --enable-feature=exemplar-storage
 	# discovery hands the target to a scraper a few seconds after start: from its first
 	# scrape on, every page is seen
 	scraped() {
