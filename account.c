@@ -1,9 +1,11 @@
 /* account.c: a connection's events as counts and records (contract in include/account.h).
  * It touches only the slot it is given: the caller's own. */
 #include <string.h>
+#include <netinet/in.h>
 
 #include "account.h"
 #include "clock.h"
+#include "config.h"
 
 static void put_exemplar(struct shm_slot *sl, const struct obs_exchange *ex,
     const struct obs_trace *tr)
@@ -95,4 +97,102 @@ enum incomplete_reason account_incomplete_of(enum close_reason why)
 	default:
 		return INCOMPLETE_ABORTED;
 	}
+}
+
+/* ---- the access log ---- */
+
+/* Does a line pass --access-log-filter?  A status class or the duration selects it (either,
+ * when both are given; all lines when neither is), then one in N of those is kept. */
+static int log_passes(unsigned code, uint64_t dur_ns)
+{
+	static unsigned seen;
+	int picked = (cfg.cf_alog_classes == 0 && cfg.cf_alog_min_ms < 0) ||
+	    (code >= 100 && code <= 599 && (cfg.cf_alog_classes & (1u << (code / 100)))) ||
+	    (cfg.cf_alog_min_ms >= 0 && dur_ns >= (uint64_t)cfg.cf_alog_min_ms * NS_PER_MS);
+
+	return picked && (cfg.cf_alog_sample <= 1 || seen++ % cfg.cf_alog_sample == 0);
+}
+
+static void log_peer(struct shm_logrec *h, const struct sockaddr *peer)
+{
+	if (peer == NULL)
+		return;
+	if (peer->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)peer;
+
+		h->lr_family = 4;
+		memcpy(h->lr_addr, &in->sin_addr, 4);
+		h->lr_port = ntohs(in->sin_port);
+	} else if (peer->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)peer;
+
+		h->lr_family = 6;
+		memcpy(h->lr_addr, &in6->sin6_addr, 16);
+		h->lr_port = ntohs(in6->sin6_port);
+	}
+}
+
+void account_log_exchange(struct shm_slot *sl, const struct obs_exchange *ex,
+    const struct obs_meta *om, const struct obs_trace *tr, int why, const struct sockaddr *peer,
+    uint32_t number)
+{
+	static const char *const none[4] = { "", "", "", "" };
+	const char *str[4] = { "", "", "", "" };
+	struct shm_logrec h;
+	uint64_t dur = ex->ex_resp_end > ex->ex_req_start ?
+	    (uint64_t)(ex->ex_resp_end - ex->ex_req_start) : 0;
+
+	if (!log_passes(ex->ex_code, dur))
+		return;
+	memset(&h, 0, sizeof(h));
+	h.lr_kind = LOG_EXCHANGE;
+	h.lr_flags = (uint8_t)((ex->ex_flags & EX_HTTP10 ? LOG_HTTP10 : 0) |
+	    (ex->ex_flags & EX_ANSWERED ? LOG_ANSWERED : 0));
+	h.lr_code = ex->ex_code;
+	h.lr_method = ex->ex_method;
+	h.lr_reason = (uint8_t)(why < 0 ? 0 : why + 1);
+	h.lr_requests = number;
+	h.lr_route = ex->ex_route;
+	log_peer(&h, peer);
+	if (tr != NULL) {
+		h.lr_flags |= LOG_TRACED;
+		memcpy(h.lr_trace, tr->tr_trace, sizeof(h.lr_trace));
+	}
+	h.lr_wall = clock_wall_ns();
+	h.lr_dur = dur;
+	if (!(ex->ex_flags & EX_ANSWERED) && ex->ex_req_end > 0 && ex->ex_resp_start > ex->ex_req_end)
+		h.lr_app = (uint64_t)(ex->ex_resp_start - ex->ex_req_end);
+	h.lr_in = ex->ex_req_body;
+	h.lr_out = ex->ex_resp_body;
+	if (om != NULL) {
+		h.lr_flags |= LOG_META;
+		str[0] = om->om_target;
+		str[1] = om->om_ua;
+		str[2] = om->om_ref;
+		str[3] = om->om_rid;
+		memcpy(h.lr_len, om->om_len, sizeof(h.lr_len));
+	}
+	shm_log_put(sl, &h, om != NULL ? str : none);
+}
+
+void account_log_conn(struct shm_slot *sl, const struct conn_books *cb, enum close_reason why,
+    int64_t now, const struct sockaddr *peer, int opaque)
+{
+	static const char *const none[4] = { "", "", "", "" };
+	struct shm_logrec h;
+	uint64_t dur = now > cb->cb_accepted ? (uint64_t)(now - cb->cb_accepted) : 0;
+
+	if (cb->cb_requests > 0 || (why == CLOSE_CLIENT_CLOSED && cb->cb_bytes[0] == 0) ||
+	    !log_passes(0, dur))
+		return;
+	memset(&h, 0, sizeof(h));
+	h.lr_kind = LOG_CONN;
+	h.lr_reason = (uint8_t)why;
+	h.lr_opaque = (uint8_t)(opaque < 0 ? 0 : opaque + 1);
+	log_peer(&h, peer);
+	h.lr_wall = clock_wall_ns();
+	h.lr_dur = dur;
+	h.lr_in = cb->cb_bytes[0];
+	h.lr_out = cb->cb_bytes[1];
+	shm_log_put(sl, &h, none);
 }

@@ -110,6 +110,11 @@ static unsigned global_route(unsigned slot, unsigned local)
 	return r;
 }
 
+const char *aggregate_route_of(unsigned slot, unsigned local)
+{
+	return aggregate_route_name(global_route(slot, local));
+}
+
 const char *aggregate_route_name(unsigned r)
 {
 	return r < agg.ag_nroutes ? agg.ag_routes[r]->ra_name : "other";

@@ -30,7 +30,7 @@ struct option_def {
 
 static option_setter set_listen, set_upstream, set_metrics, set_uint, set_duration,
     set_mode, set_format, set_route, set_buckets, set_max_workers, set_max_parked,
-    set_metric_names, set_label;
+    set_metric_names, set_label, set_alog, set_alog_format, set_alog_filter;
 
 #define F(field) offsetof(struct config, field)
 #define HOUR (3600 * 1000LL)
@@ -94,6 +94,12 @@ static const struct option_def options[] = {
 	{ "label", "NAME=VALUE", NULL, set_label, 0, 0, 0,
 	  "a label of target_info on /metrics (repeatable; env SIDEMETER_LABELS: comma-separated, "
 	  "and SIDEMETER_LABEL_<NAME>=VALUE, one each)" },
+	{ "access-log", "off|stdout|stderr|PATH", "off", set_alog, 0, 0, 0,
+	  "one line per request (and per connection that ended without one); a file reopens on USR1" },
+	{ "access-log-format", "json|combined", "json", set_alog_format, 0, 0, 0,
+	  "the access log's lines: JSON objects, or the NCSA combined format" },
+	{ "access-log-filter", "status=4xx|5xx,min_ms=N,sample=N", "", set_alog_filter, 0, 0, 0,
+	  "log only these classes or slower ones (either), then one in N; empty: all" },
 	{ "check", NULL, NULL, NULL, 0, 0, 0,
 	  "print the effective configuration and exit (2 if it is invalid)" },
 	{ "version", NULL, NULL, NULL, 0, 0, 0, "print the version and exit" },
@@ -369,6 +375,99 @@ static int set_metric_names(struct config *cf, const struct option_def *od, cons
 	return 0;
 }
 
+static int set_alog(struct config *cf, const struct option_def *od, const char *v, char *err,
+    size_t len)
+{
+	if (strcmp(v, "off") == 0)
+		cf->cf_alog = ALOG_OFF;
+	else if (strcmp(v, "stdout") == 0)
+		cf->cf_alog = ALOG_STDOUT;
+	else if (strcmp(v, "stderr") == 0)
+		cf->cf_alog = ALOG_STDERR;
+	else if (v[0] == '\0' || strlen(v) >= sizeof(cf->cf_alog_path)) {
+		snprintf(err, len, "a path of 1 to %zu bytes, or off, stdout, stderr",
+		    sizeof(cf->cf_alog_path) - 1);
+		return -1;
+	} else {
+		cf->cf_alog = ALOG_FILE;
+		snprintf(cf->cf_alog_path, sizeof(cf->cf_alog_path), "%s", v);
+	}
+	return 0;
+}
+
+static int set_alog_format(struct config *cf, const struct option_def *od, const char *v,
+    char *err, size_t len)
+{
+	if (strcmp(v, "json") == 0)
+		cf->cf_alog_format = ALOG_JSON;
+	else if (strcmp(v, "combined") == 0)
+		cf->cf_alog_format = ALOG_COMBINED;
+	else {
+		snprintf(err, len, "'%s' is not json or combined", v);
+		return -1;
+	}
+	return 0;
+}
+
+/* One item of --access-log-filter: status=CLASSES (2xx|5xx...), min_ms=N or sample=N. */
+static int add_filter(struct config *cf, const char *v, size_t n, char *err, size_t len)
+{
+	char item[64], *end;
+	unsigned long long x;
+	const char *p;
+
+	if (n >= sizeof(item)) {
+		snprintf(err, len, "'%.*s...' is too long for a filter", 20, v);
+		return -1;
+	}
+	memcpy(item, v, n);
+	item[n] = '\0';
+	if (strncmp(item, "status=", 7) == 0) {
+		for (p = item + 7; *p;) {
+			if (p[0] < '1' || p[0] > '5' || p[1] != 'x' || p[2] != 'x' ||
+			    (p[3] != '\0' && p[3] != '|')) {
+				snprintf(err, len, "'%s': status classes are 1xx to 5xx, joined by |", item);
+				return -1;
+			}
+			cf->cf_alog_classes |= 1u << (p[0] - '0');
+			p += p[3] ? 4 : 3;
+		}
+		if (cf->cf_alog_classes == 0) {
+			snprintf(err, len, "'%s' names no status class", item);
+			return -1;
+		}
+		return 0;
+	}
+	p = strncmp(item, "min_ms=", 7) == 0 ? item + 7 : strncmp(item, "sample=", 7) == 0 ?
+	    item + 7 : NULL;
+	if (p == NULL) {
+		snprintf(err, len, "'%s' is not status=, min_ms= or sample=", item);
+		return -1;
+	}
+	errno = 0;
+	x = strtoull(p, &end, 10);
+	if (!isdigit((unsigned char)*p) || *end != '\0' || errno != 0 || x > 86400000 ||
+	    (item[0] == 's' && x == 0)) {
+		snprintf(err, len, "'%s' needs a whole number%s", item, item[0] == 's' ? " from 1" : "");
+		return -1;
+	}
+	if (item[0] == 'm')
+		cf->cf_alog_min_ms = (int64_t)x;
+	else
+		cf->cf_alog_sample = (unsigned)x;
+	return 0;
+}
+
+static int set_alog_filter(struct config *cf, const struct option_def *od, const char *v,
+    char *err, size_t len)
+{
+	cf->cf_alog_classes = 0;
+	cf->cf_alog_min_ms = -1;
+	cf->cf_alog_sample = 1;
+	snprintf(cf->cf_alog_filter_text, sizeof(cf->cf_alog_filter_text), "%s", v);
+	return each_item(cf, v, ", ", add_filter, err, len);
+}
+
 /* Is p[0, n) valid UTF-8 with no control character? */
 static int printable_utf8(const unsigned char *p, size_t n)
 {
@@ -556,8 +655,9 @@ static void usage(void)
 				printf("  %-30s   env %s\n", "", env);
 		}
 	}
-	printf("\nsignals to the master: TERM/INT drain and stop, HUP rotate workers, USR1 dump now,\n"
-	    "TTIN/TTOU one worker more/less, USR2 re-exec the binary keeping the listen socket.\n");
+	printf("\nsignals to the master: TERM/INT drain and stop, HUP rotate workers, USR1 dump now\n"
+	    "and reopen the access log, TTIN/TTOU one worker more/less, USR2 re-exec the binary\n"
+	    "keeping the listen socket.\n");
 }
 
 static const struct option_def *find_option(const char *name, size_t n)
@@ -734,6 +834,13 @@ void config_print(const struct config *cf, int fd)
 			    *(const int64_t *)(const void *)((const char *)cf + od->od_offset));
 		else if (od->od_set == set_buckets)
 			snprintf(val, sizeof(val), "%s", cf->cf_buckets_text);
+		else if (od->od_set == set_alog)
+			snprintf(val, sizeof(val), "%s", cf->cf_alog == ALOG_FILE ? cf->cf_alog_path :
+			    cf->cf_alog == ALOG_STDOUT ? "stdout" : cf->cf_alog == ALOG_STDERR ? "stderr" : "off");
+		else if (od->od_set == set_alog_format)
+			snprintf(val, sizeof(val), "%s", cf->cf_alog_format == ALOG_COMBINED ? "combined" : "json");
+		else if (od->od_set == set_alog_filter)
+			snprintf(val, sizeof(val), "%s", cf->cf_alog_filter_text[0] ? cf->cf_alog_filter_text : "(none)");
 		else if (od->od_set == set_metric_names)
 			snprintf(val, sizeof(val), "%s", cf->cf_metric_names == NAMES_OTEL ? "otel" :
 			    cf->cf_metric_names == NAMES_BOTH ? "both" : "sidemeter");

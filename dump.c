@@ -301,6 +301,11 @@ int dump_flush(void)
 	return 0;
 }
 
+int dump_pending(void)
+{
+	return line_off > 0 && line_off < line.l_len;
+}
+
 int dump_pollfd(struct pollfd *pfd)
 {
 	if (line_off >= line.l_len)

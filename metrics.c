@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accesslog.h"
 #include "aggregate.h"
 #include "clock.h"
 #include "config.h"
@@ -485,6 +486,7 @@ static const struct {
 void metrics_render_prometheus(struct buf *b, int openmetrics)
 {
 	static const char *const accept_names[] = { "emfile", "other" };
+	static const char *const log_drop_names[] = { "ring", "output" };
 	uint64_t ctr[CTR_MAX], acc[2], states[WORKER_STATE_MAX];
 	struct pool_view pv;
 	struct proc_sum ps;
@@ -513,6 +515,11 @@ void metrics_render_prometheus(struct buf *b, int openmetrics)
 			continue;
 		}
 		switch ((enum metric_id)m) {
+		case METRIC_ACCESS_LOG_DROPPED:
+			acc[0] = ctr[CTR_LOG_DROPPED];
+			acc[1] = accesslog_dropped();
+			labelled_counters(b, METRIC_ACCESS_LOG_DROPPED, "where", acc, log_drop_names, 2);
+			break;
 		case METRIC_ACCEPT_ERRORS:
 			acc[0] = ctr[CTR_ACCEPT_EMFILE];
 			acc[1] = ctr[CTR_ACCEPT_ERROR];

@@ -279,6 +279,20 @@ static int version(const char *p, size_t n)
 }
 
 /* method SP request-target SP HTTP-version */
+/* A bounded copy of a request's field for the access log. */
+static void meta_put(struct obs_meta *om, enum obs_meta_field f, const char *v, size_t n)
+{
+	static const size_t cap[META_MAX] = { OBS_META_TARGET, OBS_META_VALUE, OBS_META_VALUE,
+	    OBS_META_RID };
+	char *to = f == META_TARGET ? om->om_target : f == META_USER_AGENT ? om->om_ua :
+	    f == META_REFERER ? om->om_ref : om->om_rid;
+
+	if (n > cap[f])
+		n = cap[f];
+	memcpy(to, v, n);
+	om->om_len[f] = (uint16_t)n;
+}
+
 static int request_line(struct observer *ob, struct obs_side *s, const char *line, size_t len)
 {
 	struct obs_exchange *ex = req_current(ob);
@@ -314,6 +328,13 @@ static int request_line(struct observer *ob, struct obs_side *s, const char *lin
 	if (ex->ex_method == METHOD_CONNECT)
 		ex->ex_flags |= EX_CONNECT;
 	ex->ex_route = (uint16_t)ob->ob_ops->oo_route(ob->ob_ctx, line + t, tlen);
+	if (ob->ob_capture) {
+		struct obs_meta *om = &ob->ob_meta[ex - ob->ob_fifo];
+
+		memset(om->om_len, 0, sizeof(om->om_len));
+		meta_put(om, META_TARGET, line + t, tlen);
+		ex->ex_flags |= EX_META;
+	}
 	return 0;
 bad:
 	/* A line that ends like a request line but breaks the grammar (two spaces, a control
@@ -526,6 +547,20 @@ static int header_line(struct observer *ob, int dir, struct obs_side *s, const c
 
 		if (ex != NULL)
 			traceparent(ex, &ob->ob_trace[ex - ob->ob_fifo], v, vn);
+	} else if (dir == OBS_REQ && ob->ob_capture) {
+		struct obs_exchange *ex = req_current(ob);
+		enum obs_meta_field f = META_MAX;
+
+		if ((line[0] | 0x20) == 'u' && name == 10 && same(line, name, "user-agent"))
+			f = META_USER_AGENT;
+		else if ((line[0] | 0x20) == 'r' && name == 7 && same(line, name, "referer"))
+			f = META_REFERER;
+		else if ((line[0] | 0x20) == 'x' && name == 12 && same(line, name, "x-request-id"))
+			f = META_REQUEST_ID;
+		if (f != META_MAX && ex != NULL && (ex->ex_flags & EX_META)) {
+			trim(&v, &vn);
+			meta_put(&ob->ob_meta[ex - ob->ob_fifo], f, v, vn);
+		}
 	}
 	return 0;
 }
@@ -873,6 +908,7 @@ void observer_init(struct observer *ob, const struct obs_ops *ops, void *ctx)
 	ob->ob_closing = 0;
 	ob->ob_lost = 0;
 	ob->ob_resp_seen = 0;
+	ob->ob_capture = 0;
 	for (d = 0; d < 2; d++) {
 		struct obs_side *s = &ob->ob_side[d];
 
@@ -1078,11 +1114,23 @@ int observer_restore(struct observer *ob, const struct obs_ops *ops, void *ctx,
 	if (sv->sv_n == 1) {
 		ob->ob_n = 1;
 		ob->ob_fifo[0] = sv->sv_ex;
-		/* the trace context stayed behind (struct obs_trace) */
-		ob->ob_fifo[0].ex_flags &= (uint16_t)~(EX_TRACED | EX_TRACE_BAD);
+		/* the trace context and what the log shows stayed behind */
+		ob->ob_fifo[0].ex_flags &= (uint16_t)~(EX_TRACED | EX_TRACE_BAD | EX_META);
 		ob->ob_fifo[0].ex_route = (uint16_t)route;
 	}
 	return 0;
+}
+
+void observer_capture(struct observer *ob, int on)
+{
+	ob->ob_capture = on;
+}
+
+const struct obs_meta *observer_meta(const struct observer *ob, const struct obs_exchange *ex)
+{
+	if (ex < ob->ob_fifo || ex >= ob->ob_fifo + OBS_PIPELINE || !(ex->ex_flags & EX_META))
+		return NULL;
+	return &ob->ob_meta[ex - ob->ob_fifo];
 }
 
 const struct obs_trace *observer_trace(const struct observer *ob, const struct obs_exchange *ex)

@@ -48,20 +48,14 @@ static int key_prefix(const char *s, size_t n)
 	return 0;
 }
 
-/* Does a segment look like an identifier or a credential rather than a name?  Routes are
- * labels: whatever a user would take for a number, a key, a token, a session or a person
- * is replaced, at the cost of an odd long name now and then. */
-static int looks_like_id(const char *s, size_t n)
+/* Does a segment look like a credential: a key, a token, a session, a person? */
+static int looks_like_secret(const char *s, size_t n)
 {
-	size_t i, digits = 0, hex = 0, token = 0, upper = 0, lower = 0, flips = 0, mixes = 0;
+	size_t i, token = 0, upper = 0, lower = 0, flips = 0, mixes = 0;
 
-	if (n == 0)
-		return 0;
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		digits += is_digit(c);
-		hex += is_hex(c);
 		token += is_token(c);
 		upper += is_upper(c);
 		lower += is_lower(c);
@@ -78,6 +72,28 @@ static int looks_like_id(const char *s, size_t n)
 		    (is_upper((unsigned char)s[i - 1]) || is_lower((unsigned char)s[i - 1])))
 			flips++;
 	}
+	if (key_prefix(s, n))
+		return 1;				/* sk_live_..., ghp_..., a JWT */
+	if (token == n && n >= 16 && mixes >= 3)
+		return 1;				/* base64-like tokens */
+	if (token == n && n >= 16 && upper >= 2 && lower >= 2 && flips * 3 >= n)
+		return 1;				/* random mixed case: AbCdEfGhIjKlMnOp */
+	return n > 40;					/* too long to be a name */
+}
+
+/* Does a segment look like an identifier or a credential rather than a name?  Routes are
+ * labels: whatever a user would take for a number, a key, a token, a session or a person
+ * is replaced, at the cost of an odd long name now and then. */
+static int looks_like_id(const char *s, size_t n)
+{
+	size_t i, digits = 0, hex = 0;
+
+	if (n == 0)
+		return 0;
+	for (i = 0; i < n; i++) {
+		digits += is_digit((unsigned char)s[i]);
+		hex += is_hex((unsigned char)s[i]);
+	}
 	if (digits == n)
 		return 1;				/* 42 */
 	if (n == 36 && s[8] == '-' && s[13] == '-' && s[18] == '-' && s[23] == '-' &&
@@ -87,13 +103,7 @@ static int looks_like_id(const char *s, size_t n)
 		return 1;				/* a hex digest or object id */
 	if (n >= 6 && digits * 2 >= n)
 		return 1;				/* 2024-01-31, 123abc456 */
-	if (key_prefix(s, n))
-		return 1;				/* sk_live_..., ghp_..., a JWT */
-	if (token == n && n >= 16 && mixes >= 3)
-		return 1;				/* base64-like tokens */
-	if (token == n && n >= 16 && upper >= 2 && lower >= 2 && flips * 3 >= n)
-		return 1;				/* random mixed case: AbCdEfGhIjKlMnOp */
-	return n > 40;					/* too long to be a name */
+	return looks_like_secret(s, n);
 }
 
 /* Does the path match a pattern?  ":x" matches one segment, a final "*" any rest. */
@@ -362,4 +372,58 @@ unsigned route_index(const struct config *cf, const char *target, size_t len)
 	rc->rc_route = (uint16_t)r;
 	memcpy(rc->rc_path, target, plen);
 	return r;
+}
+
+/* ---- a request's path, for the access log ---- */
+
+size_t route_redact(const char *target, size_t len, char *out, size_t outlen)
+{
+	static const char hidden[] = "\xe2\x80\xa6";	/* U+2026 */
+	size_t at = 0, i = 0, q;
+
+#define PUT(p, n) do { if (at + (n) < outlen) { memcpy(out + at, (p), (n)); at += (n); } } while (0)
+	if (outlen == 0)
+		return 0;
+	for (q = 0; q < len && target[q] != '?' && target[q] != '#'; q++)
+		;
+	/* the path: each segment as it is, unless it looks like a credential */
+	while (i < q) {
+		size_t e = i;
+
+		while (e < q && target[e] != '/')
+			e++;
+		if (e > i && looks_like_secret(target + i, e - i))
+			PUT(hidden, 3);
+		else
+			PUT(target + i, e - i);
+		if (e < q)
+			PUT("/", 1);
+		i = e + 1;
+	}
+	/* the query: every key, no value */
+	if (q < len && target[q] == '?') {
+		PUT("?", 1);
+		for (i = q + 1; i < len && target[i] != '#';) {
+			size_t e = i, eq;
+
+			while (e < len && target[e] != '&' && target[e] != '#')
+				e++;
+			for (eq = i; eq < e && target[eq] != '='; eq++)
+				;
+			if (eq > i && looks_like_secret(target + i, eq - i))
+				PUT(hidden, 3);
+			else
+				PUT(target + i, eq - i);
+			if (eq < e) {
+				PUT("=", 1);
+				PUT(hidden, 3);
+			}
+			if (e < len && target[e] == '&')
+				PUT("&", 1);
+			i = e < len && target[e] == '&' ? e + 1 : e;
+		}
+	}
+#undef PUT
+	out[at] = '\0';
+	return at;
 }

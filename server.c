@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "accesslog.h"
 #include "aggregate.h"
 #include "clock.h"
 #include "config.h"
@@ -572,6 +573,8 @@ static void pool(int64_t now)
 static void finish(int64_t now)
 {
 	aggregate_drain();
+	accesslog_drain(agg.ag_nslots);
+	accesslog_flush_until(now + NS_PER_S);
 	if (cfg.cf_dump_interval_ms > 0) {
 		/* a log reader that does not read gets a second, not the power to keep us */
 		dump_flush_until(now + NS_PER_S);
@@ -798,11 +801,11 @@ static void end_interval(int64_t now)
 
 static void master_loop(void)
 {
-	struct pollfd pfd[3 + METRICS_CLIENTS];
+	struct pollfd pfd[4 + METRICS_CLIENTS];
 	struct flags f;
 	int64_t now, wake;
 	size_t drained;
-	int nm, nd;
+	int nm, nd, na;
 
 	for (;;) {
 		now = clock_mono_ns();
@@ -821,12 +824,14 @@ static void master_loop(void)
 		pfd[0].revents = 0;
 		nm = metrics_pollfds(pfd + 1, &wake);
 		nd = dump_pollfd(pfd + 1 + nm);
-		if (poll(pfd, (nfds_t)(1 + nm + nd), clock_poll_ms(wake, now, 1000)) == -1 &&
+		na = accesslog_pollfd(pfd + 1 + nm + nd);
+		if (poll(pfd, (nfds_t)(1 + nm + nd + na), clock_poll_ms(wake, now, 1000)) == -1 &&
 		    errno != EINTR)
 			fatal("poll");
 		now = clock_mono_ns();
 		take_signals(&f);
 		dump_flush();
+		accesslog_flush();
 
 		if (f.f_chld)
 			reap(now);
@@ -854,9 +859,13 @@ static void master_loop(void)
 			pool(now);
 
 		if (now >= m.m_next_drain) {
-			drained = aggregate_drain();
+			drained = aggregate_drain() + accesslog_drain(agg.ag_nslots);
+			accesslog_flush();
 			m.m_next_drain = now + (drained ? TICK_BUSY_MS : TICK_IDLE_MS) * NS_PER_MS;
 		}
+		/* USR1 also reopens the access log's file, as nginx does, for logrotate. */
+		if (f.f_usr1)
+			accesslog_reopen();
 		if (now >= m.m_next_interval || f.f_usr1) {
 			/* USR1 ends the interval early: its line covers what came since the last. */
 			if (f.f_usr1 && cfg.cf_dump_interval_ms == 0) {
@@ -1133,6 +1142,7 @@ int main(int argc, char **argv)
 	m.m_next_interval = now + interval_ns();
 	m.m_next_tick = now + AG_TICK_MS * NS_PER_MS;
 	dump_init(now);
+	accesslog_open();
 	log_nonblocking();
 	log_info("sidemeter %s: %s -> %s, %s mode, %u-%u workers, metrics %s", SIDEMETER_VERSION,
 	    cfg.cf_listen.na_text, cfg.cf_upstream.na_text,

@@ -138,6 +138,67 @@ void shm_stats_put(struct shm_slot *sl, const struct shm_record *r)
 	atomic_store_explicit(&sl->sl_head, head + 1, memory_order_release);
 }
 
+/* The log ring holds whole records: one that does not fit before the ring's end starts at
+ * 0, behind a record of size 0 that says so.  head and tail count bytes, ever. */
+void shm_log_put(struct shm_slot *sl, struct shm_logrec *h, const char *const str[4])
+{
+	uint64_t head = atomic_load_explicit(&sl->sl_log_head, memory_order_relaxed);
+	uint64_t tail = atomic_load_explicit(&sl->sl_log_tail, memory_order_acquire);
+	size_t need = sizeof(*h), pos = (size_t)(head & (SHM_LOG_BYTES - 1)), skip = 0, at;
+	unsigned i;
+
+	for (i = 0; i < 4; i++)
+		need += h->lr_len[i];
+	need = (need + 7) & ~(size_t)7;
+	if (pos + need > SHM_LOG_BYTES)
+		skip = SHM_LOG_BYTES - pos;
+	if (need > SHM_LOG_BYTES / 4 || head + skip + need - tail > SHM_LOG_BYTES) {
+		shm_stats_add(sl, CTR_LOG_DROPPED, 1);
+		return;
+	}
+	if (skip) {
+		uint16_t zero = 0;
+
+		memcpy(sl->sl_log + pos, &zero, sizeof(zero));
+		pos = 0;
+	}
+	h->lr_size = (uint16_t)need;
+	memcpy(sl->sl_log + pos, h, sizeof(*h));
+	at = pos + sizeof(*h);
+	for (i = 0; i < 4; i++) {
+		memcpy(sl->sl_log + at, str[i], h->lr_len[i]);
+		at += h->lr_len[i];
+	}
+	/* Written first, published last. */
+	atomic_store_explicit(&sl->sl_log_head, head + skip + need, memory_order_release);
+}
+
+size_t shm_log_drain(struct shm_slot *sl, unsigned slot, shm_log_fn *fn, void *ctx)
+{
+	uint64_t head = atomic_load_explicit(&sl->sl_log_head, memory_order_acquire);
+	uint64_t tail = atomic_load_explicit(&sl->sl_log_tail, memory_order_relaxed);
+	size_t n = 0;
+
+	while (tail < head) {
+		size_t pos = (size_t)(tail & (SHM_LOG_BYTES - 1));
+		struct shm_logrec h;
+
+		memcpy(&h.lr_size, sl->sl_log + pos, sizeof(h.lr_size));
+		if (h.lr_size == 0) {
+			tail += SHM_LOG_BYTES - pos;
+			continue;
+		}
+		memcpy(&h, sl->sl_log + pos, sizeof(h));
+		if (h.lr_size < sizeof(h) || pos + h.lr_size > SHM_LOG_BYTES)
+			{ tail = head; break; }	/* not a record: never; skip what is there */
+		fn(ctx, slot, &h, (const char *)sl->sl_log + pos + sizeof(h));
+		tail += h.lr_size;
+		n++;
+	}
+	atomic_store_explicit(&sl->sl_log_tail, tail, memory_order_release);
+	return n;
+}
+
 /* A new key takes the next free entry.  Past three quarters full, new routes fold into
  * "other" so that every method and code can still be told apart; a full table counts the
  * request without labels (the total stays exact either way). */

@@ -58,6 +58,8 @@ struct conn {
 	uint32_t cn_stay_from;		/* cn_requests when this worker took the connection */
 	int cn_asked;			/* idle_crowded() has looked during this stay */
 	int64_t cn_head_asked;		/* head_crowded() looked when cn_last_in was this */
+	struct sockaddr_storage cn_peer;	/* the client (for the access log); family 0: unknown */
+	int cn_opaque;			/* enum opaque_reason once the observer stopped, else -1 */
 	struct relay cn_relay;
 	struct observer cn_obs;
 };
@@ -130,6 +132,11 @@ static void books_of(const struct conn *c, struct conn_books *cb)
 	cb->cb_requests = c->cn_requests;
 }
 
+static const struct sockaddr *peer_of(const struct conn *c)
+{
+	return c->cn_peer.ss_family ? (const struct sockaddr *)(const void *)&c->cn_peer : NULL;
+}
+
 /* What the scoreboard says while this worker holds a connection: since when it is here
  * (sb_last_busy: how long this stay has tied the worker up, which the master's pool reads)
  * and when it was accepted. */
@@ -164,6 +171,8 @@ static void conn_close(struct conn *c, enum close_reason why)
 
 	now = clock_mono_ns();
 	books_of(c, &cb);
+	if (cfg.cf_alog != ALOG_OFF)
+		account_log_conn(slot, &cb, why, now, peer_of(c), c->cn_opaque);
 	account_conn_end(slot, &cb, why, now);
 	sb_add(&slot->sl_sb.sb_conns);
 	sb_conn_over(now);
@@ -182,13 +191,18 @@ static void obs_exchange(void *ctx, const struct obs_exchange *ex, int why)
 	struct conn *c = ctx;
 
 	account_exchange(slot, ex, observer_trace(&c->cn_obs, ex), why);
+	if (cfg.cf_alog != ALOG_OFF)
+		account_log_exchange(slot, ex, observer_meta(&c->cn_obs, ex),
+		    observer_trace(&c->cn_obs, ex), why, peer_of(c), c->cn_requests + 1);
 	sb_add(&slot->sl_sb.sb_requests);
 	c->cn_requests++;
 }
 
 static void obs_opaque(void *ctx, enum opaque_reason why)
 {
-	(void)ctx;
+	struct conn *c = ctx;
+
+	c->cn_opaque = (int)why;
 	shm_stats_add(slot, CTR_OPAQUE + why, 1);
 }
 
@@ -614,6 +628,7 @@ static void conn_start(struct conn *c, int cfd, int ufd)
 	c->cn_slow_tick = 0;
 	c->cn_asked = 0;
 	c->cn_head_asked = 0;
+	c->cn_opaque = -1;
 	relay_init(&c->cn_relay, cfd, ufd, wenv->we_alive_fd, &relay_ops, c);
 	relay_set_ticks(&c->cn_relay, wenv->we_client_tick_ms, RELAY_TICK_MS);
 }
@@ -630,8 +645,10 @@ static enum close_reason serve(int cfd)
 	c->cn_connected = 0;
 	c->cn_last_io = c->cn_last_in = c->cn_accepted;
 	c->cn_requests = c->cn_stay_from = 0;
-	if (cfg.cf_mode == MODE_HTTP)
+	if (cfg.cf_mode == MODE_HTTP) {
 		observer_init(&c->cn_obs, &obs_ops, c);
+		observer_capture(&c->cn_obs, cfg.cf_alog != ALOG_OFF);
+	}
 	sb_conn_taken(c);
 #if !defined(__linux__)
 	/* On Linux the accepted socket has these from the listen socket already. */
@@ -683,6 +700,13 @@ static enum close_reason resume(const struct park_msg *pm, int cfd, int ufd)
 		log_warnx("a parked connection came back with a state it cannot have: closed");
 		conn_close(c, CLOSE_ERROR);
 		return CLOSE_ERROR;
+	}
+	if (cfg.cf_alog != ALOG_OFF) {
+		socklen_t len = sizeof(c->cn_peer);
+
+		observer_capture(&c->cn_obs, 1);
+		if (getpeername(cfd, (struct sockaddr *)(void *)&c->cn_peer, &len) == -1)
+			c->cn_peer.ss_family = 0;
 	}
 	return pump(c);
 }
@@ -762,14 +786,17 @@ static unsigned wait_work(void)
 
 /* The listen socket is non-blocking (the master set it so): accept what is there, if
  * another worker has not taken it first.  The socket accepted is blocking. */
-static int accept_one(int lfd)
+static int accept_one(int lfd, struct sockaddr_storage *peer)
 {
+	socklen_t len = sizeof(*peer);
+
+	peer->ss_family = 0;
 #if defined(__linux__)
 	/* Accepted sockets do not inherit O_NONBLOCK on Linux; they do inherit SO_RCVTIMEO
 	 * (the client tick) and TCP_NODELAY from the listen socket. */
-	return accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	return accept4(lfd, (struct sockaddr *)(void *)peer, &len, SOCK_CLOEXEC);
 #else
-	int fd = accept(lfd, NULL, NULL);
+	int fd = accept(lfd, (struct sockaddr *)(void *)peer, &len);
 
 	if (fd >= 0 && (net_set_cloexec(fd) == -1 || net_set_nonblock(fd, 0) == -1)) {
 		close(fd);
@@ -859,7 +886,7 @@ void worker_run(const struct worker_env *env)
 		}
 		if (!(ready & READY_ACCEPT))
 			continue;
-		fd = accept_one(lfd);
+		fd = accept_one(lfd, &conn.cn_peer);
 		if (fd >= 0) {
 			set_state(WORKER_BUSY);
 			if (serve(fd) == CLOSE_ABORTED)

@@ -41,8 +41,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-read -r UP SMH SMT NGS HAP MET1 MET2 CAD CADM SMP MET3 SMO MET4 <<<"$(python3 -c 'import socket
-s = [socket.socket() for _ in range(13)]
+read -r UP SMH SMT NGS HAP MET1 MET2 CAD CADM SMP MET3 SMO MET4 SML MET5 <<<"$(python3 -c 'import socket
+s = [socket.socket() for _ in range(15)]
 for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])')"
 
@@ -126,9 +126,12 @@ start sidemeter-tcp "$bin" --listen "127.0.0.1:$SMT" --upstream "127.0.0.1:$UP" 
 # both sets of names, and (with the traced scenarios' traceparent) exemplars
 start sidemeter-otel "$bin" --listen "127.0.0.1:$SMO" --upstream "127.0.0.1:$UP" \
 	--metrics "127.0.0.1:$MET4" --workers 4 --dump-interval 0 --metric-names both
+# the access log on, to a file
+start sidemeter-log "$bin" --listen "127.0.0.1:$SML" --upstream "127.0.0.1:$UP" \
+	--metrics "127.0.0.1:$MET5" --workers 4 --dump-interval 0 --access-log "$lab/access.log"
 start caddy caddy run --config "$lab/Caddyfile" --adapter caddyfile
 declare -A port=([direct]=$UP [nginx-stream]=$NGS [haproxy-http]=$HAP [sidemeter]=$SMH
-	[sidemeter-tcp]=$SMT [caddy]=$CAD [sidemeter-otel]=$SMO)
+	[sidemeter-tcp]=$SMT [caddy]=$CAD [sidemeter-otel]=$SMO [sidemeter-log]=$SML)
 declare -A metrics_port=([sidemeter]=$MET1 [sidemeter-otel]=$MET4)
 others="caddy"
 if [[ -n $prev ]]; then
@@ -189,8 +192,8 @@ pss() {
 # scenario: name, wrk connections, path, extra header, servers
 # (crowd: the same wrk load while $crowd idle keep-alive connections are held)
 scenarios=(
-	"keepalive-c1|1|/index.html||direct nginx-stream haproxy-http sidemeter sidemeter-tcp $others"
-	"keepalive-c4|4|/index.html||direct nginx-stream haproxy-http sidemeter sidemeter-tcp $others"
+	"keepalive-c1|1|/index.html||direct nginx-stream haproxy-http sidemeter sidemeter-tcp sidemeter-log $others"
+	"keepalive-c4|4|/index.html||direct nginx-stream haproxy-http sidemeter sidemeter-tcp sidemeter-log $others"
 	"close-c4|4|/index.html|Connection: close|direct nginx-stream haproxy-http sidemeter $others"
 	"100MB-c1|1|/big.bin||direct nginx-stream haproxy-http sidemeter caddy"
 	"crowd-c4|4|/index.html||nginx-stream haproxy-http sidemeter caddy"

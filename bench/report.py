@@ -81,6 +81,12 @@ for c in ("1", "4"):
         figures.append(("traced keep-alive rps, %s conn., --metric-names both and exemplars, vs the default" % c,
                         med("traced-c" + c, OT, "rps"), med("keepalive-c" + c, S, "rps"), 0.97, True))
 
+for c in ("1", "4"):
+    if med("keepalive-c" + c, "sidemeter-log", "rps"):
+        figures.append(("keep-alive rps, %s conn., --access-log to a file, vs off" % c,
+                        med("keepalive-c" + c, "sidemeter-log", "rps"), med("keepalive-c" + c, S, "rps"),
+                        0.95, True))
+
 lines = ["## sidemeter beside its peers", "",
          "%s rounds, %s s per run, medians; ratios are sidemeter / peer." % (reps, secs), "",
          "| figure | sidemeter | peer | ratio | target | met |", "|---|---:|---:|---:|---:|:---:|"]

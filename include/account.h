@@ -5,6 +5,7 @@
 #define SIDEMETER_ACCOUNT_H
 
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "labels.h"
 #include "observer.h"
@@ -27,6 +28,20 @@ struct conn_books {
  * (its trace context, or NULL) is given, an exemplar after it. */
 void account_exchange(struct shm_slot *sl, const struct obs_exchange *ex,
     const struct obs_trace *tr, int why);
+
+/* ---- the access log (--access-log): lines into slot sl's log ring, filtered here ---- */
+
+/* The exchange's line (number: its place on the connection, from 1); om, tr, peer may be
+ * NULL (not captured, no trace context, the address unknown). */
+void account_log_exchange(struct shm_slot *sl, const struct obs_exchange *ex,
+    const struct obs_meta *om, const struct obs_trace *tr, int why, const struct sockaddr *peer,
+    uint32_t number);
+
+/* A connection that ended at now without an exchange (a timeout before any request, an
+ * opaque stream: opaque is its enum opaque_reason, or -1): its line.  One that closed
+ * without sending a byte has none. */
+void account_log_conn(struct shm_slot *sl, const struct conn_books *cb, enum close_reason why,
+    int64_t now, const struct sockaddr *peer, int opaque);
 
 /* A connection ended at now: its reason counted and its record published. */
 void account_conn_end(struct shm_slot *sl, const struct conn_books *cb, enum close_reason why,

@@ -139,6 +139,9 @@ typedef void aggregate_request_fn(void *ctx, unsigned route, unsigned method, un
     uint64_t count);
 void aggregate_requests(aggregate_request_fn *fn, void *ctx);
 
+/* The name of route local of slot's table. */
+const char *aggregate_route_of(unsigned slot, unsigned local);
+
 /* The name of global route r. */
 const char *aggregate_route_name(unsigned r);
 

@@ -22,6 +22,8 @@
 enum config_mode { MODE_HTTP, MODE_TCP };
 enum config_format { FORMAT_TEXT, FORMAT_JSON };
 enum config_names { NAMES_SIDEMETER, NAMES_OTEL, NAMES_BOTH };
+enum config_alog { ALOG_OFF, ALOG_STDOUT, ALOG_STDERR, ALOG_FILE };
+enum config_alog_format { ALOG_JSON, ALOG_COMBINED };
 
 struct config_label {
 	char cl_name[CONFIG_LABEL_NAME + 1];
@@ -66,6 +68,14 @@ struct config {
 	enum config_names cf_metric_names;	/* the HTTP server families' names */
 	unsigned cf_nlabels;
 	struct config_label cf_labels[CONFIG_MAX_LABELS];	/* target_info's */
+	/* the access log */
+	enum config_alog cf_alog;
+	char cf_alog_path[512];
+	enum config_alog_format cf_alog_format;
+	unsigned cf_alog_classes;	/* --access-log-filter status=: bit c for class cxx; 0: any */
+	int64_t cf_alog_min_ms;		/* ... min_ms=: or at least this slow (-1: not asked) */
+	unsigned cf_alog_sample;	/* ... sample=N: one line in N of those (1: all) */
+	char cf_alog_filter_text[128];
 	int cf_check;
 };
 

@@ -17,6 +17,9 @@ void dump_write(int64_t now);
 /* Write more of the line still going out: 1 while some of it waits for room, else 0. */
 int dump_flush(void);
 
+/* Is a line partly written (another writer of stdout must wait for its end)? */
+int dump_pending(void);
+
 /* 1 and a POLLOUT entry for the output while a line waits for room, else 0. */
 int dump_pollfd(struct pollfd *pfd);
 

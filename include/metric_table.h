@@ -78,6 +78,8 @@
 	    "POST /quitquitquit requests taken (job mode: drain and exit).")                \
 	X(UPSTREAM_DOWN_EXITS, "sidemeter_upstream_down_exits_total", COUNTER, ANY, "upstream_down_exits", \
 	    DUMP_SUM, "Stops because the application stayed unreachable for --exit-when-upstream-down.") \
+	X(ACCESS_LOG_DROPPED, "sidemeter_access_log_dropped_total", COUNTER, ANY, "", DUMP_NONE, \
+	    "Access log lines dropped whole, by where: a process's ring was full (ring), or the output did not keep up (output); counts are unaffected.") \
 	X(LINES_SKIPPED, "sidemeter_dump_lines_skipped_total", COUNTER, ANY, "", DUMP_NONE, \
 	    "Summary lines skipped because stdout still held the last one (a log reader that does not keep up).") \
 	X(BUILD_INFO, "sidemeter_build_info", INFO, ANY, "", DUMP_NONE,                     \

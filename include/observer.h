@@ -36,6 +36,7 @@
 #define EX_HTTP10 0x200		/* the request is HTTP/1.0 */
 #define EX_TRACED 0x400		/* one valid W3C traceparent: see observer_trace() */
 #define EX_TRACE_BAD 0x800	/* a second traceparent: neither counts (W3C Trace Context) */
+#define EX_META 0x1000		/* captured for the access log: see observer_meta() */
 
 /* One request and, once it comes, its response.  Times are CLOCK_MONOTONIC ns, 0 = not yet. */
 struct obs_exchange {
@@ -90,6 +91,20 @@ struct obs_side {
 	char os_line[OBS_LINE_MAX];
 };
 
+/* What the access log shows of a request, when the observer captures it (observer_capture):
+ * bounded copies, beside the exchange like its trace context. */
+#define OBS_META_TARGET 512
+#define OBS_META_VALUE 256
+#define OBS_META_RID 128
+enum obs_meta_field { META_TARGET, META_USER_AGENT, META_REFERER, META_REQUEST_ID, META_MAX };
+struct obs_meta {
+	uint16_t om_len[META_MAX];
+	char om_target[OBS_META_TARGET];	/* the request-target, query and all */
+	char om_ua[OBS_META_VALUE];		/* User-Agent */
+	char om_ref[OBS_META_VALUE];		/* Referer */
+	char om_rid[OBS_META_RID];		/* X-Request-Id */
+};
+
 struct observer {
 	const struct obs_ops *ob_ops;
 	void *ob_ctx;
@@ -102,6 +117,8 @@ struct observer {
 	int ob_resp_seen;		/* the application has sent a byte of an answer */
 	struct obs_exchange ob_fifo[OBS_PIPELINE];
 	struct obs_trace ob_trace[OBS_PIPELINE];	/* the trace context of ob_fifo[i] */
+	int ob_capture;				/* fill ob_meta */
+	struct obs_meta ob_meta[OBS_PIPELINE];	/* ... what the log shows of ob_fifo[i] */
 	struct obs_side ob_side[2];
 };
 
@@ -187,6 +204,13 @@ int observer_restore(struct observer *ob, const struct obs_ops *ops, void *ctx,
 /* The trace context of an exchange oo_exchange() was given, if it had a valid one (a
  * request parked in its head, with the header read before, has lost it). */
 const struct obs_trace *observer_trace(const struct observer *ob, const struct obs_exchange *ex);
+
+/* Capture, from now on, what the access log shows of each request (observer_meta). */
+void observer_capture(struct observer *ob, int on);
+
+/* What was captured of an exchange oo_exchange() was given (NULL: nothing: capture is off,
+ * or the request was parked after its request line and came back without it). */
+const struct obs_meta *observer_meta(const struct observer *ob, const struct obs_exchange *ex);
 
 /* The route index of the request in flight, if it has one (its request line is in). */
 int observer_route(const struct observer *ob, unsigned *route);

@@ -17,6 +17,11 @@
 size_t route_name(const struct config *cf, const char *target, size_t len, char *out,
     size_t outlen);
 
+/* A request-target as the access log shows it, into out[outlen] (NUL-terminated): the path
+ * with every segment that looks like a credential shown as U+2026, and the query's keys
+ * with every value so ("?token=…&page=…"); no fragment.  Returns its length. */
+size_t route_redact(const char *target, size_t len, char *out, size_t outlen);
+
 /* ---- the worker side: routes interned in the worker's slot ---- */
 
 /* Take over a slot's route table (a new occupant finds the names of the last). */

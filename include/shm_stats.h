@@ -38,13 +38,14 @@
 #include "labels.h"
 
 #define SHM_MAGIC 0x534d4554u	/* "SMET" */
-#define SHM_VERSION 2u		/* 2: the keeper's slot and gauges, parking counters */
+#define SHM_VERSION 3u		/* 3: the access log's ring */
 #define SHM_PAGE 4096
 #define SHM_RING_CAP 1024u	/* records per slot, a power of two: 50 ms at 20k/s */
 #define SHM_ROUTES 512u		/* route names per slot; index 0 is "other", never stored */
 #define SHM_ROUTE_LEN 128u	/* bytes per route name, NUL included */
 #define SHM_REQ_CAP 4096u	/* distinct (route, method, code) per slot */
 #define SHM_ROUTE_OTHER 0u
+#define SHM_LOG_BYTES 131072u	/* the access log's ring per slot: 400 lines or so */
 
 /* The exact counters of a slot: families of consecutive entries indexed by a label enum. */
 enum shm_counter {
@@ -62,6 +63,7 @@ enum shm_counter {
 	CTR_PARKS,				 /* connections a worker handed to the keeper */
 	CTR_UNPARKS,				 /* connections the keeper handed back */
 	CTR_PARK_REFUSED,			 /* kept by a worker: the keeper had no room */
+	CTR_LOG_DROPPED,			 /* access log lines dropped: its ring full */
 	CTR_MAX
 };
 
@@ -102,6 +104,36 @@ struct shm_record {
 	uint32_t r_pad;
 };
 
+/* One line of the access log as its process wrote it: this head, then the strings (the
+ * request-target, User-Agent, Referer, X-Request-Id, lr_len[] bytes each, in that order),
+ * padded to 8 bytes. */
+enum shm_log_kind { LOG_EXCHANGE = 1, LOG_CONN = 2 };
+#define LOG_HTTP10 0x01		/* the request was HTTP/1.0 */
+#define LOG_TRACED 0x02		/* lr_trace holds its traceparent's trace-id */
+#define LOG_ANSWERED 0x04	/* the answer was ours (502/504) */
+#define LOG_META 0x08		/* the strings were captured (else all lengths are 0) */
+struct shm_logrec {
+	uint16_t lr_size;	/* the whole record, a multiple of 8; 0: skip to the ring's start */
+	uint8_t lr_kind;	/* enum shm_log_kind */
+	uint8_t lr_flags;
+	uint16_t lr_code;	/* exchange: status code, 0 if none */
+	uint8_t lr_method;	/* exchange: enum http_method */
+	uint8_t lr_reason;	/* exchange: incomplete reason + 1, or 0; conn: close reason */
+	uint32_t lr_requests;	/* exchange: its number on the connection; conn: exchanges */
+	uint16_t lr_route;	/* exchange: route index in the slot's table */
+	uint16_t lr_port;	/* the client's, host order */
+	uint8_t lr_family;	/* the client's address: 4, 6, or 0 when unknown */
+	uint8_t lr_opaque;	/* conn: the observer stopped: enum opaque_reason + 1, or 0 */
+	uint8_t lr_pad[6];
+	uint16_t lr_len[4];
+	uint8_t lr_addr[16];
+	uint8_t lr_trace[16];
+	int64_t lr_wall;	/* when it ended, ns since the epoch */
+	uint64_t lr_dur;	/* exchange: request's first byte to answer's last; conn: its life */
+	uint64_t lr_app;	/* exchange: the application's time (0: none) */
+	uint64_t lr_in, lr_out;	/* body bytes (exchange) or all bytes (conn), each way */
+};
+
 /* What the master can see of a worker at a glance. */
 struct shm_scoreboard {
 	_Atomic int32_t sb_pid;
@@ -132,6 +164,10 @@ struct shm_slot {
 	_Atomic uint32_t sl_nreq;		/* request counts published */
 	char sl_routes[SHM_ROUTES][SHM_ROUTE_LEN];
 	struct shm_reqcount sl_req[SHM_REQ_CAP];
+	/* the access log: bytes, written by the occupant, read by the master */
+	_Alignas(64) _Atomic uint64_t sl_log_head;
+	_Alignas(64) _Atomic uint64_t sl_log_tail;
+	_Alignas(64) unsigned char sl_log[SHM_LOG_BYTES];
 };
 
 struct shm_header {
@@ -157,6 +193,8 @@ struct shm_header {
 };
 
 _Static_assert(sizeof(struct shm_record) == 64, "a record is one cache line");
+_Static_assert(sizeof(struct shm_logrec) % 8 == 0, "log records stay 8-byte aligned");
+_Static_assert((SHM_LOG_BYTES & (SHM_LOG_BYTES - 1)) == 0, "log ring a power of two");
 _Static_assert(sizeof(struct shm_scoreboard) == 64, "the scoreboard is one cache line");
 _Static_assert(sizeof(struct shm_reqcount) == 16, "request counts pack four to a line");
 _Static_assert(sizeof(struct shm_header) == SHM_PAGE, "the header is one page");
@@ -207,6 +245,10 @@ static inline void shm_stats_add(struct shm_slot *sl, enum shm_counter c, uint64
  * Never waits. */
 void shm_stats_put(struct shm_slot *sl, const struct shm_record *r);
 
+/* Append an access log line (its strings: str[i] of h->lr_len[i] bytes); when the ring has
+ * no room the line is dropped whole and the drop counted.  Never waits. */
+void shm_log_put(struct shm_slot *sl, struct shm_logrec *h, const char *const str[4]);
+
 /* Count one request exactly.  route is an index from shm_stats_route_add (or 0). */
 void shm_stats_count_request(struct shm_slot *sl, unsigned route, enum http_method m,
     unsigned code);
@@ -220,6 +262,12 @@ typedef void shm_drain_fn(void *ctx, unsigned slot, const struct shm_record *r);
 
 /* Hand every record published in the slot's ring to fn; returns how many. */
 size_t shm_stats_drain(struct shm_slot *sl, unsigned slot, shm_drain_fn *fn, void *ctx);
+
+typedef void shm_log_fn(void *ctx, unsigned slot, const struct shm_logrec *h,
+    const char *strings);
+
+/* Hand every access log line published in the slot's ring to fn; returns how many. */
+size_t shm_log_drain(struct shm_slot *sl, unsigned slot, shm_log_fn *fn, void *ctx);
 
 /* Split a request key. */
 #define SHM_REQ_KEY(route, method, code) (((uint32_t)(route) << 16) | ((uint32_t)(method) << 12) | (uint32_t)(code))

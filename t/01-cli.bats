@@ -90,6 +90,11 @@ bad_value() {
 	bad_value "--label: the value of label 'pod' must be at most 256 bytes of printable UTF-8" \
 		--label "pod=$(printf 'x%.0s' $(seq 257))"
 	bad_value "--label: label 'pod' is given twice" --label pod=a --label pod=b
+	bad_value "--access-log-format: 'xml' is not json or combined" --access-log-format xml
+	bad_value "--access-log-filter: 'status=6xx': status classes are 1xx to 5xx" --access-log-filter status=6xx
+	bad_value "--access-log-filter: 'sample=0' needs a whole number from 1" --access-log-filter sample=0
+	bad_value "--access-log-filter: 'min_ms=soon' needs a whole number" --access-log-filter min_ms=soon
+	bad_value "--access-log-filter: 'level=error' is not status=, min_ms= or sample=" --access-log-filter level=error
 	bad_value "--label: more than 16 labels" $(for i in $(seq 17); do echo --label "l$i=v"; done)
 }
 
@@ -119,6 +124,14 @@ bad_value() {
 	assert_line --regexp '^label += node=n1  \(flag\)$'
 	SIDEMETER_METRIC_NAMES=both run "$SM_BIN" --check
 	assert_line --regexp '^metric-names += both  \(env\)$'
+}
+
+@test "an access log that cannot be opened: a clear error, exit 1" {
+	run --separate-stderr "$SM_BIN" --listen "127.0.0.1:$SM_PORT" --metrics off \
+		--access-log /nonexistent/dir/access.log
+	assert_failure 1
+	[[ $stderr == *"--access-log /nonexistent/dir/access.log: No such file or directory"* ]] ||
+		{ echo "$stderr"; return 1; }
 }
 
 @test "a bad value in the environment names the variable" {

@@ -1,0 +1,438 @@
+/* accesslog.c: the access log (--access-log), the master's side (contract in
+ * include/accesslog.h).  Workers and the keeper write each line's facts into their slot's log
+ * ring (account.c); here they are drained, written out as JSON or the NCSA combined format,
+ * queued in a bounded buffer and written without blocking.  A line that finds the queue
+ * full is dropped whole, and counted: the data path never waits for the log.
+ *
+ * It touches: the slots' log rings (as their only reader), its own queue and descriptor. */
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <limits.h>
+
+#include "accesslog.h"
+#include "aggregate.h"
+#include "clock.h"
+#include "config.h"
+#include "dump.h"
+#include "log.h"
+#include "observer.h"
+#include "route.h"
+
+#define QUEUE_MAX (1u << 20)	/* lines waiting for the output, at most */
+#define LINE_MAX_BYTES 8192	/* one line, escaped, at most */
+
+static struct {
+	int fd;			/* -1: off */
+	char queue[QUEUE_MAX];
+	size_t len, off;	/* queued bytes; written of them */
+	uint64_t dropped;	/* lines dropped: the queue was full */
+} al = { .fd = -1 };
+
+static int open_output(char *err, size_t len)
+{
+	int fd;
+
+	switch (cfg.cf_alog) {
+	case ALOG_STDOUT:
+	case ALOG_STDERR:
+		fd = cfg.cf_alog == ALOG_STDOUT ? STDOUT_FILENO : STDERR_FILENO;
+		/* A pipe's own description, non-blocking; elsewhere writes block (a file, a tty). */
+		al.fd = fd_reopen_nonblocking(fd);
+		if (al.fd < 0)
+			al.fd = fd;
+		return 0;
+	case ALOG_FILE:
+		fd = open(cfg.cf_alog_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
+		if (fd == -1) {
+			snprintf(err, len, "--access-log %s: %s", cfg.cf_alog_path, strerror(errno));
+			return -1;
+		}
+		al.fd = fd;
+		return 0;
+	case ALOG_OFF:
+		break;
+	}
+	return 0;
+}
+
+void accesslog_open(void)
+{
+	char err[600];
+
+	if (cfg.cf_alog != ALOG_OFF && open_output(err, sizeof(err)) == -1)
+		fatalx("%s", err);
+}
+
+void accesslog_reopen(void)
+{
+	char err[600];
+	int old = al.fd;
+
+	if (cfg.cf_alog != ALOG_FILE)
+		return;
+	if (open_output(err, sizeof(err)) == -1) {
+		al.fd = old;	/* keep writing where it was */
+		log_warnx("reopening the access log: %s", err);
+		return;
+	}
+	if (old >= 0)
+		close(old);
+	log_info("access log reopened: %s", cfg.cf_alog_path);
+}
+
+/* ---- formatting ---- */
+
+struct line {
+	char b[LINE_MAX_BYTES];
+	size_t n;
+	int full;
+};
+
+static void put(struct line *l, const char *p, size_t n)
+{
+	if (l->n + n >= sizeof(l->b)) {
+		l->full = 1;
+		return;
+	}
+	memcpy(l->b + l->n, p, n);
+	l->n += n;
+}
+
+static void puts_(struct line *l, const char *s)
+{
+	put(l, s, strlen(s));
+}
+
+static void putf(struct line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void putf(struct line *l, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (l->full)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(l->b + l->n, sizeof(l->b) - l->n, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(l->b) - l->n)
+		l->full = 1;
+	else
+		l->n += (size_t)n;
+}
+
+/* The length of a valid UTF-8 sequence at p (of at most n bytes), or 0. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+	size_t need = p[0] < 0x80 ? 0 : (p[0] & 0xe0) == 0xc0 && p[0] >= 0xc2 ? 1 :
+	    (p[0] & 0xf0) == 0xe0 ? 2 : (p[0] & 0xf8) == 0xf0 && p[0] <= 0xf4 ? 3 : 4;
+	size_t k;
+
+	if (need == 4 || need >= n)
+		return 0;
+	for (k = 1; k <= need; k++)
+		if ((p[k] & 0xc0) != 0x80)
+			return 0;
+	return need + 1;
+}
+
+/* A JSON string: quotes, backslashes and control bytes escaped; bytes that are not UTF-8
+ * become U+FFFD, so every line parses and nothing reaches a terminal raw. */
+static void json_str(struct line *l, const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, k;
+
+	put(l, "\"", 1);
+	while (i < n) {
+		if (p[i] == '"' || p[i] == '\\') {
+			put(l, "\\", 1);
+			put(l, (const char *)p + i++, 1);
+		} else if (p[i] < 0x20 || p[i] == 0x7f) {
+			putf(l, "\\u%04x", p[i++]);
+		} else if (p[i] < 0x80) {
+			put(l, (const char *)p + i++, 1);
+		} else if ((k = utf8_len(p + i, n - i)) > 0) {
+			put(l, (const char *)p + i, k);
+			i += k;
+		} else {
+			put(l, "\xef\xbf\xbd", 3);
+			i++;
+		}
+	}
+	put(l, "\"", 1);
+}
+
+/* A field of the combined format, between quotes: quotes and backslashes escaped, and
+ * anything not printable ASCII as \xHH (as nginx writes it). */
+static void ncsa_str(struct line *l, const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (p[i] == '"' || p[i] == '\\')
+			putf(l, "\\%c", p[i]);
+		else if (p[i] < 0x20 || p[i] >= 0x7f)
+			putf(l, "\\x%02X", p[i]);
+		else
+			put(l, (const char *)p + i, 1);
+	}
+}
+
+static void client(char *out, size_t len, const struct shm_logrec *h, int port)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	if (h->lr_family == 0 || inet_ntop(h->lr_family == 4 ? AF_INET : AF_INET6, h->lr_addr,
+	    a, sizeof(a)) == NULL) {
+		snprintf(out, len, "-");
+		return;
+	}
+	if (!port)
+		snprintf(out, len, "%s", a);
+	else if (h->lr_family == 6)
+		snprintf(out, len, "[%s]:%u", a, h->lr_port);
+	else
+		snprintf(out, len, "%s:%u", a, h->lr_port);
+}
+
+/* What the strings of a record are: the request-target, User-Agent, Referer, X-Request-Id. */
+struct fields {
+	const char *s[4];
+	size_t n[4];
+};
+
+static void split(const struct shm_logrec *h, const char *strings, struct fields *f)
+{
+	unsigned i;
+
+	for (i = 0; i < 4; i++) {
+		f->s[i] = strings;
+		f->n[i] = h->lr_len[i];
+		strings += h->lr_len[i];
+	}
+}
+
+static int has_request_line(const struct shm_logrec *h)
+{
+	return h->lr_kind == LOG_EXCHANGE && ((h->lr_flags & LOG_META) || h->lr_code != 0);
+}
+
+static const char *reason_of(const struct shm_logrec *h)
+{
+	if (h->lr_kind == LOG_CONN)
+		return h->lr_reason < CLOSE_MAX ? close_reason_names[h->lr_reason] : NULL;
+	return h->lr_reason > 0 && h->lr_reason - 1 < INCOMPLETE_MAX ?
+	    incomplete_reason_names[h->lr_reason - 1] : NULL;
+}
+
+static void json_line(struct line *l, unsigned slot, const struct shm_logrec *h,
+    const struct fields *f)
+{
+	char when[40], who[64], path[2 * OBS_META_TARGET + 8];
+	struct tm tm;
+	time_t secs = (time_t)(h->lr_wall / NS_PER_S);
+	const char *reason = reason_of(h);
+	unsigned i;
+
+	gmtime_r(&secs, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	putf(l, "{\"time\":\"%s.%06lldZ\"", when, (long long)(h->lr_wall % NS_PER_S / 1000));
+	client(who, sizeof(who), h, 1);
+	if (h->lr_family)
+		putf(l, ",\"client\":\"%s\"", who);
+	if (has_request_line(h)) {
+		putf(l, ",\"method\":\"%s\"", h->lr_method < METHOD_MAX ?
+		    http_method_names[h->lr_method] : "OTHER");
+		if (f->n[0]) {
+			size_t n = route_redact(f->s[0], f->n[0], path, sizeof(path));
+
+			puts_(l, ",\"path\":");
+			json_str(l, path, n);
+		}
+		puts_(l, ",\"route\":");
+		json_str(l, aggregate_route_of(slot, h->lr_route),
+		    strlen(aggregate_route_of(slot, h->lr_route)));
+		putf(l, ",\"proto\":\"HTTP/1.%c\"", h->lr_flags & LOG_HTTP10 ? '0' : '1');
+	}
+	if (h->lr_code)
+		putf(l, ",\"status\":%u", h->lr_code);
+	putf(l, ",\"req_bytes\":%llu,\"resp_bytes\":%llu,\"duration_s\":%.6f",
+	    (unsigned long long)h->lr_in, (unsigned long long)h->lr_out, (double)h->lr_dur / 1e9);
+	if (h->lr_app)
+		putf(l, ",\"app_s\":%.6f", (double)h->lr_app / 1e9);
+	putf(l, ",\"conn_requests\":%u", h->lr_requests);
+	if (reason)
+		putf(l, ",\"reason\":\"%s\"", reason);
+	if (h->lr_kind == LOG_CONN && h->lr_opaque && h->lr_opaque - 1 < OPAQUE_MAX)
+		putf(l, ",\"opaque\":\"%s\"", opaque_reason_names[h->lr_opaque - 1]);
+	if (h->lr_flags & LOG_ANSWERED)
+		puts_(l, ",\"answered_by\":\"sidemeter\"");
+	if (f->n[1]) {
+		puts_(l, ",\"user_agent\":");
+		json_str(l, f->s[1], f->n[1]);
+	}
+	if (f->n[2]) {
+		puts_(l, ",\"referer\":");
+		json_str(l, f->s[2], f->n[2]);
+	}
+	if (f->n[3]) {
+		puts_(l, ",\"request_id\":");
+		json_str(l, f->s[3], f->n[3]);
+	}
+	if (h->lr_flags & LOG_TRACED) {
+		puts_(l, ",\"trace_id\":\"");
+		for (i = 0; i < sizeof(h->lr_trace); i++)
+			putf(l, "%02x", h->lr_trace[i]);
+		puts_(l, "\"");
+	}
+	puts_(l, "}\n");
+}
+
+/* host ident authuser [date] "request" status bytes "referer" "user-agent" */
+static void combined_line(struct line *l, const struct shm_logrec *h, const struct fields *f)
+{
+	char when[40], who[64], path[2 * OBS_META_TARGET + 8];
+	struct tm tm;
+	time_t secs = (time_t)(h->lr_wall / NS_PER_S);
+
+	gmtime_r(&secs, &tm);
+	strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S +0000", &tm);
+	client(who, sizeof(who), h, 0);
+	putf(l, "%s - - [%s] \"", who, when);
+	if (has_request_line(h)) {
+		size_t n = f->n[0] ? route_redact(f->s[0], f->n[0], path, sizeof(path)) : 0;
+
+		putf(l, "%s ", h->lr_method < METHOD_MAX ? http_method_names[h->lr_method] : "OTHER");
+		if (n)
+			ncsa_str(l, path, n);
+		else
+			puts_(l, "-");
+		putf(l, " HTTP/1.%c", h->lr_flags & LOG_HTTP10 ? '0' : '1');
+	} else {
+		puts_(l, "-");
+	}
+	puts_(l, "\" ");
+	if (h->lr_code)
+		putf(l, "%u ", h->lr_code);
+	else
+		puts_(l, "- ");
+	if (h->lr_out)
+		putf(l, "%llu \"", (unsigned long long)h->lr_out);
+	else
+		puts_(l, "- \"");
+	if (f->n[2])
+		ncsa_str(l, f->s[2], f->n[2]);
+	else
+		puts_(l, "-");
+	puts_(l, "\" \"");
+	if (f->n[1])
+		ncsa_str(l, f->s[1], f->n[1]);
+	else
+		puts_(l, "-");
+	puts_(l, "\"\n");
+}
+
+static void take(void *ctx, unsigned slot, const struct shm_logrec *h, const char *strings)
+{
+	static struct line l;
+	struct fields f;
+
+	(void)ctx;
+	split(h, strings, &f);
+	l.n = 0;
+	l.full = 0;
+	if (cfg.cf_alog_format == ALOG_COMBINED)
+		combined_line(&l, h, &f);
+	else
+		json_line(&l, slot, h, &f);
+	if (l.full || al.len + l.n > sizeof(al.queue)) {
+		al.dropped++;	/* whole, never half */
+		return;
+	}
+	memcpy(al.queue + al.len, l.b, l.n);
+	al.len += l.n;
+}
+
+size_t accesslog_drain(unsigned nslots)
+{
+	size_t n = 0;
+	unsigned i;
+
+	if (al.fd < 0)
+		return 0;
+	for (i = 0; i < nslots; i++)
+		n += shm_log_drain(shm_stats_slot(agg.ag_shm, i), i, take, NULL);
+	return n;
+}
+
+/* ---- writing ---- */
+
+void accesslog_flush(void)
+{
+	size_t chunk;
+	ssize_t w;
+
+	/* On stdout, never between the pieces of a summary line that is going out in parts. */
+	if (al.fd < 0 || al.off == al.len || (cfg.cf_alog == ALOG_STDOUT && dump_pending()))
+		return;
+	while (al.off < al.len) {
+		/* Whole lines, at most PIPE_BUF at once where possible: a pipe takes such a
+		 * write whole or not at all, so another writer's line never lands inside one. */
+		chunk = al.len - al.off;
+		if (chunk > PIPE_BUF) {
+			size_t k = PIPE_BUF;
+
+			while (k > 0 && al.queue[al.off + k - 1] != '\n')
+				k--;
+			if (k > 0)
+				chunk = k;	/* else one line longer than PIPE_BUF: as it is */
+		}
+		w = write(al.fd, al.queue + al.off, chunk);
+		if (w <= 0)
+			break;
+		al.off += (size_t)w;
+	}
+	if (al.off == al.len)
+		al.off = al.len = 0;
+	else if (al.off > sizeof(al.queue) / 2) {
+		memmove(al.queue, al.queue + al.off, al.len - al.off);
+		al.len -= al.off;
+		al.off = 0;
+	}
+}
+
+int accesslog_pollfd(struct pollfd *pfd)
+{
+	if (al.fd < 0 || al.off == al.len)
+		return 0;
+	pfd->fd = al.fd;
+	pfd->events = POLLOUT;
+	pfd->revents = 0;
+	return 1;
+}
+
+void accesslog_flush_until(int64_t deadline)
+{
+	struct pollfd pfd;
+
+	accesslog_flush();
+	while (accesslog_pollfd(&pfd) && clock_mono_ns() < deadline) {
+		if (poll(&pfd, 1, clock_poll_ms(deadline, clock_mono_ns(), 100)) <= 0 &&
+		    clock_mono_ns() >= deadline)
+			break;
+		accesslog_flush();
+	}
+}
+
+uint64_t accesslog_dropped(void)
+{
+	return al.dropped;
+}
