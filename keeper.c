@@ -421,7 +421,7 @@ static const struct obs_ops k_ops = { k_route, k_exchange, k_opaque, k_tunnel };
  * loses nothing. */
 static void end_pair(uint32_t i, enum close_reason why, int64_t now)
 {
-	static struct observer ob;	/* 17 KB: not on the stack */
+	static struct observer ob;	/* tens of KB: not on the stack */
 	struct held *h = &k.k_held[i];
 	struct park_msg *pm = h->hd_msg;
 	struct conn_books cb = pm->pk_books;
