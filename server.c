@@ -731,6 +731,8 @@ static void reexec(void)
 	}
 	log_info("USR2: %s passed --check: re-executing", m.m_exe);
 	dump_flush_until(clock_mono_ns() + NS_PER_S);	/* the new image starts a line afresh */
+	accesslog_drain(agg.ag_nslots);			/* ... and with an empty queue */
+	accesslog_flush_until(clock_mono_ns() + NS_PER_S);
 	set_inheritable(1);
 	setenv(INHERIT_ENV, env, 1);
 	/* Signals wait until the new image has its handlers. */
