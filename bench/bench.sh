@@ -234,6 +234,9 @@ for ((r = 1; r <= reps; r++)); do
 				"http://127.0.0.1:${port[$srv]}$path" 2>&1)
 			read -r b1 a1 <<<"$(machine)"
 			read -r u1 s1 c1 <<<"$(usage "$g")"
+			# the access log's file is emptied after each run: hundreds of MB written back
+			# to disk would weigh on the runs after it
+			[[ $srv == sidemeter-log ]] && : >"$lab/access.log"
 			if [[ -n $cpid ]]; then
 				kill -TERM "$cpid" 2>/dev/null
 				wait "$cpid" 2>/dev/null
