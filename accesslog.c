@@ -104,12 +104,12 @@ static void put(struct line *l, const char *p, size_t n)
 	l->n += n;
 }
 
-static void puts_(struct line *l, const char *s)
+static void put_str(struct line *l, const char *s)
 {
 	put(l, s, strlen(s));
 }
 
-static void putf(struct line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void putf(struct line *l, const char *fmt, ...) LOG_PRINTF(2, 3);
 
 static void putf(struct line *l, const char *fmt, ...)
 {
@@ -254,10 +254,10 @@ static void json_line(struct line *l, unsigned slot, const struct shm_logrec *h,
 		if (f->n[0]) {
 			size_t n = route_redact(f->s[0], f->n[0], path, sizeof(path));
 
-			puts_(l, ",\"path\":");
+			put_str(l, ",\"path\":");
 			json_str(l, path, n);
 		}
-		puts_(l, ",\"route\":");
+		put_str(l, ",\"route\":");
 		json_str(l, aggregate_route_of(slot, h->lr_route),
 		    strlen(aggregate_route_of(slot, h->lr_route)));
 		putf(l, ",\"proto\":\"HTTP/1.%c\"", h->lr_flags & LOG_HTTP10 ? '0' : '1');
@@ -274,26 +274,26 @@ static void json_line(struct line *l, unsigned slot, const struct shm_logrec *h,
 	if (h->lr_kind == LOG_CONN && h->lr_opaque && h->lr_opaque - 1 < OPAQUE_MAX)
 		putf(l, ",\"opaque\":\"%s\"", opaque_reason_names[h->lr_opaque - 1]);
 	if (h->lr_flags & LOG_ANSWERED)
-		puts_(l, ",\"answered_by\":\"sidemeter\"");
+		put_str(l, ",\"answered_by\":\"sidemeter\"");
 	if (f->n[1]) {
-		puts_(l, ",\"user_agent\":");
+		put_str(l, ",\"user_agent\":");
 		json_str(l, f->s[1], f->n[1]);
 	}
 	if (f->n[2]) {
-		puts_(l, ",\"referer\":");
+		put_str(l, ",\"referer\":");
 		json_str(l, f->s[2], f->n[2]);
 	}
 	if (f->n[3]) {
-		puts_(l, ",\"request_id\":");
+		put_str(l, ",\"request_id\":");
 		json_str(l, f->s[3], f->n[3]);
 	}
 	if (h->lr_flags & LOG_TRACED) {
-		puts_(l, ",\"trace_id\":\"");
+		put_str(l, ",\"trace_id\":\"");
 		for (i = 0; i < sizeof(h->lr_trace); i++)
 			putf(l, "%02x", h->lr_trace[i]);
-		puts_(l, "\"");
+		put_str(l, "\"");
 	}
-	puts_(l, "}\n");
+	put_str(l, "}\n");
 }
 
 /* host ident authuser [date] "request" status bytes "referer" "user-agent" */
@@ -314,30 +314,30 @@ static void combined_line(struct line *l, const struct shm_logrec *h, const stru
 		if (n)
 			ncsa_str(l, path, n);
 		else
-			puts_(l, "-");
+			put_str(l, "-");
 		putf(l, " HTTP/1.%c", h->lr_flags & LOG_HTTP10 ? '0' : '1');
 	} else {
-		puts_(l, "-");
+		put_str(l, "-");
 	}
-	puts_(l, "\" ");
+	put_str(l, "\" ");
 	if (h->lr_code)
 		putf(l, "%u ", h->lr_code);
 	else
-		puts_(l, "- ");
+		put_str(l, "- ");
 	if (h->lr_out)
 		putf(l, "%llu \"", (unsigned long long)h->lr_out);
 	else
-		puts_(l, "- \"");
+		put_str(l, "- \"");
 	if (f->n[2])
 		ncsa_str(l, f->s[2], f->n[2]);
 	else
-		puts_(l, "-");
-	puts_(l, "\" \"");
+		put_str(l, "-");
+	put_str(l, "\" \"");
 	if (f->n[1])
 		ncsa_str(l, f->s[1], f->n[1]);
 	else
-		puts_(l, "-");
-	puts_(l, "\"\n");
+		put_str(l, "-");
+	put_str(l, "\"\n");
 }
 
 static void take(void *ctx, unsigned slot, const struct shm_logrec *h, const char *strings)
