@@ -261,31 +261,46 @@ static int set_duration(struct config *cf, const struct option_def *od, const ch
 	return 0;
 }
 
-static int set_mode(struct config *cf, const struct option_def *od, const char *v, char *err,
+/* v as one of the n names: its index in *out, or an error that lists them. */
+static int choose(const char *v, const char *const *names, unsigned n, int *out, char *err,
     size_t len)
 {
-	if (strcmp(v, "http") == 0)
-		cf->cf_mode = MODE_HTTP;
-	else if (strcmp(v, "tcp") == 0)
-		cf->cf_mode = MODE_TCP;
-	else {
-		snprintf(err, len, "'%s' is not http or tcp", v);
+	size_t at;
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(v, names[i]) == 0) {
+			*out = (int)i;
+			return 0;
+		}
+	at = (size_t)snprintf(err, len, "'%s' is not ", v);
+	for (i = 0; i < n && at < len; i++)
+		at += (size_t)snprintf(err + at, len - at, "%s%s", i == 0 ? "" : i + 1 == n ? " or " :
+		    ", ", names[i]);
+	return -1;
+}
+
+static int set_mode(struct config *cf, const struct option_def *od, const char *v,
+    char *err, size_t len)
+{
+	static const char *const names[] = { "http", "tcp" };
+	int x;
+
+	if (choose(v, names, 2, &x, err, len) == -1)
 		return -1;
-	}
+	cf->cf_mode = (enum config_mode)x;
 	return 0;
 }
 
 static int set_format(struct config *cf, const struct option_def *od, const char *v,
     char *err, size_t len)
 {
-	if (strcmp(v, "text") == 0)
-		cf->cf_dump_format = FORMAT_TEXT;
-	else if (strcmp(v, "json") == 0)
-		cf->cf_dump_format = FORMAT_JSON;
-	else {
-		snprintf(err, len, "'%s' is not text or json", v);
+	static const char *const names[] = { "text", "json" };
+	int x;
+
+	if (choose(v, names, 2, &x, err, len) == -1)
 		return -1;
-	}
+	cf->cf_dump_format = (enum config_format)x;
 	return 0;
 }
 
@@ -362,16 +377,12 @@ static int set_route(struct config *cf, const struct option_def *od, const char 
 static int set_metric_names(struct config *cf, const struct option_def *od, const char *v,
     char *err, size_t len)
 {
-	if (strcmp(v, "sidemeter") == 0)
-		cf->cf_metric_names = NAMES_SIDEMETER;
-	else if (strcmp(v, "otel") == 0)
-		cf->cf_metric_names = NAMES_OTEL;
-	else if (strcmp(v, "both") == 0)
-		cf->cf_metric_names = NAMES_BOTH;
-	else {
-		snprintf(err, len, "'%s' is not sidemeter, otel or both", v);
+	static const char *const names[] = { "sidemeter", "otel", "both" };
+	int x;
+
+	if (choose(v, names, 3, &x, err, len) == -1)
 		return -1;
-	}
+	cf->cf_metric_names = (enum config_names)x;
 	return 0;
 }
 
@@ -398,14 +409,12 @@ static int set_alog(struct config *cf, const struct option_def *od, const char *
 static int set_alog_format(struct config *cf, const struct option_def *od, const char *v,
     char *err, size_t len)
 {
-	if (strcmp(v, "json") == 0)
-		cf->cf_alog_format = ALOG_JSON;
-	else if (strcmp(v, "combined") == 0)
-		cf->cf_alog_format = ALOG_COMBINED;
-	else {
-		snprintf(err, len, "'%s' is not json or combined", v);
+	static const char *const names[] = { "json", "combined" };
+	int x;
+
+	if (choose(v, names, 2, &x, err, len) == -1)
 		return -1;
-	}
+	cf->cf_alog_format = (enum config_alog_format)x;
 	return 0;
 }
 
