@@ -31,6 +31,7 @@
 #include "clock.h"
 #include "config.h"
 #include "keeper.h"
+#include "net.h"
 #include "route.h"
 #include "worker.h"		/* worker_signals */
 
@@ -426,12 +427,9 @@ static void end_pair(uint32_t i, enum close_reason why, int64_t now)
 	struct park_msg *pm = h->hd_msg;
 	struct conn_books cb = pm->pk_books;
 	unsigned route = pm->pk_route[0] ? route_intern(pm->pk_route) : SHM_ROUTE_OTHER;
-	socklen_t len = sizeof(k_peer);
 
-	k_peer.ss_family = 0;
-	if (cfg.cf_alog != ALOG_OFF &&
-	    getpeername(h->hd_fd[0], (struct sockaddr *)(void *)&k_peer, &len) == -1)
-		k_peer.ss_family = 0;
+	if (cfg.cf_alog != ALOG_OFF)
+		net_peer(h->hd_fd[0], &k_peer);
 	if (observer_restore(&ob, &k_ops, &cb, &pm->pk_obs, pm->pk_line, pm->pk_linelen, route) == 0)
 		observer_finish(&ob, account_incomplete_of(why), now);
 	if (!h->hd_queued) {

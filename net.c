@@ -234,3 +234,11 @@ fail:
 	errno = saved;
 	return -1;
 }
+
+void net_peer(int fd, struct sockaddr_storage *ss)
+{
+	socklen_t len = sizeof(*ss);
+
+	if (getpeername(fd, (struct sockaddr *)(void *)ss, &len) == -1)
+		ss->ss_family = 0;
+}

@@ -140,9 +140,9 @@ static const struct sockaddr *peer_of(const struct conn *c)
 /* What the scoreboard says while this worker holds a connection: since when it is here
  * (sb_last_busy: how long this stay has tied the worker up, which the master's pool reads)
  * and when it was accepted. */
-static void sb_conn_taken(const struct conn *c)
+static void sb_conn_taken(const struct conn *c, int64_t now)
 {
-	atomic_store_explicit(&slot->sl_sb.sb_last_busy, clock_mono_ns(), memory_order_relaxed);
+	atomic_store_explicit(&slot->sl_sb.sb_last_busy, now, memory_order_relaxed);
 	atomic_store_explicit(&slot->sl_sb.sb_conn_start, c->cn_accepted, memory_order_relaxed);
 }
 
@@ -190,10 +190,12 @@ static void obs_exchange(void *ctx, const struct obs_exchange *ex, int why)
 {
 	struct conn *c = ctx;
 
-	account_exchange(slot, ex, observer_trace(&c->cn_obs, ex), why);
+	const struct obs_trace *tr = observer_trace(&c->cn_obs, ex);
+
+	account_exchange(slot, ex, tr, why);
 	if (cfg.cf_alog != ALOG_OFF)
-		account_log_exchange(slot, ex, observer_meta(&c->cn_obs, ex),
-		    observer_trace(&c->cn_obs, ex), why, peer_of(c), c->cn_requests + 1);
+		account_log_exchange(slot, ex, observer_meta(&c->cn_obs, ex), tr, why, peer_of(c),
+		    c->cn_requests + 1);
 	sb_add(&slot->sl_sb.sb_requests);
 	c->cn_requests++;
 }
@@ -649,7 +651,7 @@ static enum close_reason serve(int cfd)
 		observer_init(&c->cn_obs, &obs_ops, c);
 		observer_capture(&c->cn_obs, cfg.cf_alog != ALOG_OFF);
 	}
-	sb_conn_taken(c);
+	sb_conn_taken(c, c->cn_accepted);
 #if !defined(__linux__)
 	/* On Linux the accepted socket has these from the listen socket already. */
 	net_set_nodelay(cfd);
@@ -694,7 +696,7 @@ static enum close_reason resume(const struct park_msg *pm, int cfd, int ufd)
 	c->cn_requests = c->cn_stay_from = cb->cb_requests;
 	c->cn_relay.rl_bytes[RELAY_C2U] = cb->cb_bytes[0];
 	c->cn_relay.rl_bytes[RELAY_U2C] = cb->cb_bytes[1];
-	sb_conn_taken(c);
+	sb_conn_taken(c, clock_mono_ns());
 	if (observer_restore(&c->cn_obs, &obs_ops, c, &pm->pk_obs, pm->pk_line, pm->pk_linelen,
 	    route) == -1) {
 		log_warnx("a parked connection came back with a state it cannot have: closed");
@@ -702,11 +704,8 @@ static enum close_reason resume(const struct park_msg *pm, int cfd, int ufd)
 		return CLOSE_ERROR;
 	}
 	if (cfg.cf_alog != ALOG_OFF) {
-		socklen_t len = sizeof(c->cn_peer);
-
 		observer_capture(&c->cn_obs, 1);
-		if (getpeername(cfd, (struct sockaddr *)(void *)&c->cn_peer, &len) == -1)
-			c->cn_peer.ss_family = 0;
+		net_peer(cfd, &c->cn_peer);
 	}
 	return pump(c);
 }
@@ -788,15 +787,17 @@ static unsigned wait_work(void)
  * another worker has not taken it first.  The socket accepted is blocking. */
 static int accept_one(int lfd, struct sockaddr_storage *peer)
 {
+	/* The client's address only for the access log: the kernel need not copy it else. */
+	struct sockaddr *addr = cfg.cf_alog != ALOG_OFF ? (struct sockaddr *)(void *)peer : NULL;
 	socklen_t len = sizeof(*peer);
 
 	peer->ss_family = 0;
 #if defined(__linux__)
 	/* Accepted sockets do not inherit O_NONBLOCK on Linux; they do inherit SO_RCVTIMEO
 	 * (the client tick) and TCP_NODELAY from the listen socket. */
-	return accept4(lfd, (struct sockaddr *)(void *)peer, &len, SOCK_CLOEXEC);
+	return accept4(lfd, addr, addr ? &len : NULL, SOCK_CLOEXEC);
 #else
-	int fd = accept(lfd, (struct sockaddr *)(void *)peer, &len);
+	int fd = accept(lfd, addr, addr ? &len : NULL);
 
 	if (fd >= 0 && (net_set_cloexec(fd) == -1 || net_set_nonblock(fd, 0) == -1)) {
 		close(fd);

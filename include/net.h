@@ -23,6 +23,9 @@ int net_listen(const struct net_addr *na, int backlog, char *err, size_t errlen)
  * (ETIMEDOUT when the time ran out). */
 int net_connect(const struct net_addr *na, int timeout_ms);
 
+/* The peer's address into ss; its family is 0 when it cannot be had (a reset socket). */
+void net_peer(int fd, struct sockaddr_storage *ss);
+
 /* Descriptor flags. */
 int net_set_nonblock(int fd, int on);
 int net_set_cloexec(int fd);
