@@ -162,8 +162,18 @@ static struct otel_series *otel_series(uint32_t key)
 	return os;
 }
 
+/* A request's or exemplar's OpenTelemetry series (NULL: none kept, or no room). */
+static struct otel_series *otel_of(unsigned slot, const struct shm_record *r)
+{
+	if (!agg.ag_otel)
+		return NULL;
+	return otel_series(AG_OTEL_KEY(global_route(slot, r->r_route),
+	    (r->r_flags & REC_HTTP10) != 0, r->r_method, r->r_code));
+}
+
 static void take_request(unsigned slot, const struct shm_record *r)
 {
+	struct otel_series *os;
 	struct route_agg *ra;
 	uint64_t dur;
 
@@ -183,25 +193,10 @@ static void take_request(unsigned slot, const struct shm_record *r)
 		add_both(agg.ag_app, app);
 		hist_prom_add(&ra->ra_app_prom, agg.ag_bounds, agg.ag_nbounds, app);
 	}
-	if (agg.ag_otel) {
-		struct otel_series *os = otel_series(AG_OTEL_KEY(global_route(slot, r->r_route),
-		    (r->r_flags & REC_HTTP10) != 0, r->r_method, r->r_code));
-
-		if (os != NULL)
-			hist_prom_add(&os->os_h, agg.ag_otel_bounds, AG_OTEL_BOUNDS, dur);
-	}
+	if ((os = otel_of(slot, r)) != NULL)
+		hist_prom_add(&os->os_h, agg.ag_otel_bounds, AG_OTEL_BOUNDS, dur);
 	hist_prom_add(&agg.ag_req_size, aggregate_size_bounds, AG_SIZE_BOUNDS, r->r_bytes_in);
 	hist_prom_add(&agg.ag_resp_size, aggregate_size_bounds, AG_SIZE_BOUNDS, r->r_bytes_out);
-}
-
-/* The bucket a value falls in: bounds are inclusive, n is +Inf. */
-static unsigned bucket_of(const uint64_t *bounds, unsigned n, uint64_t v)
-{
-	unsigned i = 0;
-
-	while (i < n && v > bounds[i])
-		i++;
-	return i;
 }
 
 static void exemplar_set(struct exemplar *e, const struct shm_record *r, uint64_t value)
@@ -218,22 +213,18 @@ static void take_exemplar(unsigned slot, const struct shm_record *r)
 {
 	struct route_agg *ra = agg.ag_routes[global_route(slot, r->r_route)];
 	unsigned n = agg.ag_nbounds + 1;
+	struct otel_series *os;
 
 	if (ra->ra_ex == NULL && (ra->ra_ex = calloc(2 * n, sizeof(*ra->ra_ex))) == NULL)
 		return;
-	exemplar_set(&ra->ra_ex[bucket_of(agg.ag_bounds, agg.ag_nbounds, r->r_value)], r,
+	exemplar_set(&ra->ra_ex[hist_prom_bucket(agg.ag_bounds, agg.ag_nbounds, r->r_value)], r,
 	    r->r_value);
 	if (r->r_app > 0)
-		exemplar_set(&ra->ra_ex[n + bucket_of(agg.ag_bounds, agg.ag_nbounds, r->r_app)], r,
+		exemplar_set(&ra->ra_ex[n + hist_prom_bucket(agg.ag_bounds, agg.ag_nbounds, r->r_app)], r,
 		    r->r_app);
-	if (agg.ag_otel) {
-		struct otel_series *os = otel_series(AG_OTEL_KEY(global_route(slot, r->r_route),
-		    (r->r_flags & REC_HTTP10) != 0, r->r_method, r->r_code));
-
-		if (os != NULL)
-			exemplar_set(&os->os_ex[bucket_of(agg.ag_otel_bounds, AG_OTEL_BOUNDS,
-			    r->r_value)], r, r->r_value);
-	}
+	if ((os = otel_of(slot, r)) != NULL)
+		exemplar_set(&os->os_ex[hist_prom_bucket(agg.ag_otel_bounds, AG_OTEL_BOUNDS,
+		    r->r_value)], r, r->r_value);
 }
 
 static void take(void *ctx, unsigned slot, const struct shm_record *r)

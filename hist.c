@@ -107,7 +107,7 @@ uint64_t hist_quantile(const struct hist *h, double q)
 	return v > h->h_max ? h->h_max : v;
 }
 
-void hist_prom_add(struct hist_prom *hp, const uint64_t *bounds, unsigned n, uint64_t v)
+unsigned hist_prom_bucket(const uint64_t *bounds, unsigned n, uint64_t v)
 {
 	unsigned lo = 0, hi = n;
 
@@ -120,7 +120,12 @@ void hist_prom_add(struct hist_prom *hp, const uint64_t *bounds, unsigned n, uin
 		else
 			lo = mid + 1;
 	}
-	hp->hp_b[lo]++;
+	return lo;
+}
+
+void hist_prom_add(struct hist_prom *hp, const uint64_t *bounds, unsigned n, uint64_t v)
+{
+	hp->hp_b[hist_prom_bucket(bounds, n, v)]++;
 	hp->hp_count++;
 	hp->hp_sum += v;
 }

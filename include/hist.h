@@ -33,7 +33,9 @@ void hist_reset(struct hist *h);
 void hist_merge(struct hist *into, const struct hist *from);
 uint64_t hist_quantile(const struct hist *h, double q);
 
-/* Bounds-based: bounds[0..n) increasing; a value equal to a bound falls in its bucket. */
+/* Bounds-based: bounds[0..n) increasing; a value equal to a bound falls in its bucket,
+ * whose index hist_prom_bucket() gives (n: +Inf). */
 void hist_prom_add(struct hist_prom *hp, const uint64_t *bounds, unsigned n, uint64_t v);
+unsigned hist_prom_bucket(const uint64_t *bounds, unsigned n, uint64_t v);
 
 #endif
