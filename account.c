@@ -7,6 +7,19 @@
 #include "clock.h"
 #include "config.h"
 
+/* An exchange's whole time, and the application's (from the request's end to the answer's
+ * start; none for an answer of ours): 0 when a moment is missing. */
+static uint64_t exchange_ns(const struct obs_exchange *ex)
+{
+	return ex->ex_resp_end > ex->ex_req_start ? (uint64_t)(ex->ex_resp_end - ex->ex_req_start) : 0;
+}
+
+static uint64_t app_ns(const struct obs_exchange *ex)
+{
+	return !(ex->ex_flags & EX_ANSWERED) && ex->ex_req_end > 0 &&
+	    ex->ex_resp_start > ex->ex_req_end ? (uint64_t)(ex->ex_resp_start - ex->ex_req_end) : 0;
+}
+
 static void put_exemplar(struct shm_slot *sl, const struct obs_exchange *ex,
     const struct obs_trace *tr)
 {
@@ -16,9 +29,8 @@ static void put_exemplar(struct shm_slot *sl, const struct obs_exchange *ex,
 	r.r_kind = REC_EXEMPLAR;
 	memcpy(r.r_trace, tr->tr_trace, sizeof(r.r_trace));
 	memcpy(r.r_span, tr->tr_span, sizeof(r.r_span));
-	r.r_value = (uint64_t)(ex->ex_resp_end - ex->ex_req_start);
-	if (!(ex->ex_flags & EX_ANSWERED) && ex->ex_req_end > 0 && ex->ex_resp_start > ex->ex_req_end)
-		r.r_app = (uint64_t)(ex->ex_resp_start - ex->ex_req_end);
+	r.r_value = exchange_ns(ex);
+	r.r_app = app_ns(ex);
 	r.r_wall = clock_wall_ns();
 	r.r_route = ex->ex_route;
 	r.r_code = ex->ex_code;
@@ -53,7 +65,7 @@ void account_exchange(struct shm_slot *sl, const struct obs_exchange *ex,
 		shm_stats_add(sl, CTR_INCOMPLETE + (unsigned)why, 1);
 	shm_stats_put(sl, &r);
 	/* A traced request that got its answer: its ids, for the histograms' exemplars. */
-	if (why < 0 && tr != NULL && ex->ex_resp_end > ex->ex_req_start)
+	if (why < 0 && tr != NULL && exchange_ns(ex) > 0)
 		put_exemplar(sl, ex, tr);
 }
 
@@ -136,11 +148,9 @@ void account_log_exchange(struct shm_slot *sl, const struct obs_exchange *ex,
     const struct obs_meta *om, const struct obs_trace *tr, int why, const struct sockaddr *peer,
     uint32_t number)
 {
-	static const char *const none[4] = { "", "", "", "" };
 	const char *str[4] = { "", "", "", "" };
 	struct shm_logrec h;
-	uint64_t dur = ex->ex_resp_end > ex->ex_req_start ?
-	    (uint64_t)(ex->ex_resp_end - ex->ex_req_start) : 0;
+	uint64_t dur = exchange_ns(ex);
 
 	if (!log_passes(ex->ex_code, dur))
 		return;
@@ -160,8 +170,7 @@ void account_log_exchange(struct shm_slot *sl, const struct obs_exchange *ex,
 	}
 	h.lr_wall = clock_wall_ns();
 	h.lr_dur = dur;
-	if (!(ex->ex_flags & EX_ANSWERED) && ex->ex_req_end > 0 && ex->ex_resp_start > ex->ex_req_end)
-		h.lr_app = (uint64_t)(ex->ex_resp_start - ex->ex_req_end);
+	h.lr_app = app_ns(ex);
 	h.lr_in = ex->ex_req_body;
 	h.lr_out = ex->ex_resp_body;
 	if (om != NULL) {
@@ -172,13 +181,13 @@ void account_log_exchange(struct shm_slot *sl, const struct obs_exchange *ex,
 		str[3] = om->om_rid;
 		memcpy(h.lr_len, om->om_len, sizeof(h.lr_len));
 	}
-	shm_log_put(sl, &h, om != NULL ? str : none);
+	shm_log_put(sl, &h, str);
 }
 
 void account_log_conn(struct shm_slot *sl, const struct conn_books *cb, enum close_reason why,
     int64_t now, const struct sockaddr *peer, int opaque)
 {
-	static const char *const none[4] = { "", "", "", "" };
+	static const char *const none[4] = { "", "", "", "" };	/* a connection has no strings */
 	struct shm_logrec h;
 	uint64_t dur = now > cb->cb_accepted ? (uint64_t)(now - cb->cb_accepted) : 0;
 
