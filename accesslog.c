@@ -127,21 +127,6 @@ static void putf(struct line *l, const char *fmt, ...)
 		l->n += (size_t)n;
 }
 
-/* The length of a valid UTF-8 sequence at p (of at most n bytes), or 0. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-	size_t need = p[0] < 0x80 ? 0 : (p[0] & 0xe0) == 0xc0 && p[0] >= 0xc2 ? 1 :
-	    (p[0] & 0xf0) == 0xe0 ? 2 : (p[0] & 0xf8) == 0xf0 && p[0] <= 0xf4 ? 3 : 4;
-	size_t k;
-
-	if (need == 4 || need >= n)
-		return 0;
-	for (k = 1; k <= need; k++)
-		if ((p[k] & 0xc0) != 0x80)
-			return 0;
-	return need + 1;
-}
-
 /* A JSON string: quotes, backslashes and control bytes escaped; bytes that are not UTF-8
  * become U+FFFD, so every line parses and nothing reaches a terminal raw. */
 static void json_str(struct line *l, const char *s, size_t n)

@@ -11,6 +11,7 @@
 extern char **environ;
 
 #include "config.h"
+#include "labels.h"
 
 struct config cfg;
 
@@ -480,20 +481,11 @@ static int set_alog_filter(struct config *cf, const struct option_def *od, const
 /* Is p[0, n) valid UTF-8 with no control character? */
 static int printable_utf8(const unsigned char *p, size_t n)
 {
-	size_t i = 0, k, need;
+	size_t i, k;
 
-	while (i < n) {
-		if (p[i] < 0x20 || p[i] == 0x7f)
+	for (i = 0; i < n; i += k)
+		if (p[i] < 0x20 || p[i] == 0x7f || (k = utf8_len(p + i, n - i)) == 0)
 			return 0;
-		need = p[i] < 0x80 ? 0 : (p[i] & 0xe0) == 0xc0 && p[i] >= 0xc2 ? 1 :
-		    (p[i] & 0xf0) == 0xe0 ? 2 : (p[i] & 0xf8) == 0xf0 && p[i] <= 0xf4 ? 3 : 4;
-		if (need == 4 || i + need >= n)
-			return 0;
-		for (k = 1; k <= need; k++)
-			if ((p[i + k] & 0xc0) != 0x80)
-				return 0;
-		i += need + 1;
-	}
 	return 1;
 }
 

@@ -101,32 +101,20 @@ void buf_free(struct buf *b)
 static void label_value(struct buf *b, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s), k;
 
-	while (*p) {
-		unsigned need = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2 :
-		    (*p & 0xf8) == 0xf0 ? 3 : 4;
-		unsigned k;
-
-		if (*p == '\\' || *p == '"') {
-			buf_append(b, "\\", 1);
-			buf_append(b, (const char *)p++, 1);
-			continue;
-		}
-		if (*p == '\n') {
-			buf_append(b, "\\n", 2);
-			p++;
-			continue;
-		}
-		for (k = 1; k <= need && need < 4; k++)
-			if ((p[k] & 0xc0) != 0x80)
-				break;
-		if (need == 4 || k <= need || (need == 1 && *p < 0xc2)) {
+	while (n > 0) {
+		if (*p == '\\' || *p == '"' || *p == '\n') {
+			buf_append(b, *p == '\n' ? "\\n" : *p == '"' ? "\\\"" : "\\\\", 2);
+			k = 1;
+		} else if ((k = utf8_len(p, n)) > 0) {
+			buf_append(b, (const char *)p, k);
+		} else {
 			buf_append(b, "\xef\xbf\xbd", 3);
-			p++;
-			continue;
+			k = 1;
 		}
-		buf_append(b, (const char *)p, need + 1);
-		p += need + 1;
+		p += k;
+		n -= k;
 	}
 }
 

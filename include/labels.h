@@ -4,6 +4,8 @@
 #ifndef SIDEMETER_LABELS_H
 #define SIDEMETER_LABELS_H
 
+#include <stddef.h>
+
 /* How a client connection ended (exactly one per connection). */
 #define CLOSE_REASONS(X)                                                                   \
 	X(CLIENT_CLOSED, "client_closed")	/* the client closed first */              \
@@ -89,5 +91,9 @@ extern const char *const upstream_error_names[UPSTREAM_MAX];
 extern const char *const incomplete_reason_names[INCOMPLETE_MAX];
 extern const char *const http_method_names[METHOD_MAX];
 extern const char *const worker_state_names[WORKER_STATE_MAX];
+
+/* The length of the valid UTF-8 sequence at p (of at most n bytes), or 0 when there is
+ * none: what label values, the access log and --label accept as text. */
+size_t utf8_len(const unsigned char *p, size_t n);
 
 #endif
