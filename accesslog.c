@@ -218,18 +218,33 @@ static const char *reason_of(const struct shm_logrec *h)
 	    incomplete_reason_names[h->lr_reason - 1] : NULL;
 }
 
+/* A line's time to the second, in its format's form: formatted once a second, not once a
+ * line. */
+static const char *stamp(int64_t wall_ns)
+{
+	static time_t cached = (time_t)-1;
+	static char text[40];
+	time_t secs = (time_t)(wall_ns / NS_PER_S);
+	struct tm tm;
+
+	if (secs != cached) {
+		gmtime_r(&secs, &tm);
+		strftime(text, sizeof(text), cfg.cf_alog_format == ALOG_COMBINED ?
+		    "%d/%b/%Y:%H:%M:%S +0000" : "%Y-%m-%dT%H:%M:%S", &tm);
+		cached = secs;
+	}
+	return text;
+}
+
 static void json_line(struct line *l, unsigned slot, const struct shm_logrec *h,
     const struct fields *f)
 {
-	char when[40], who[64], path[2 * OBS_META_TARGET + 8];
-	struct tm tm;
-	time_t secs = (time_t)(h->lr_wall / NS_PER_S);
-	const char *reason = reason_of(h);
+	char who[64], path[2 * OBS_META_TARGET + 8];
+	const char *reason = reason_of(h), *route;
 	unsigned i;
 
-	gmtime_r(&secs, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	putf(l, "{\"time\":\"%s.%06lldZ\"", when, (long long)(h->lr_wall % NS_PER_S / 1000));
+	putf(l, "{\"time\":\"%s.%06lldZ\"", stamp(h->lr_wall),
+	    (long long)(h->lr_wall % NS_PER_S / 1000));
 	client(who, sizeof(who), h, 1);
 	if (h->lr_family)
 		putf(l, ",\"client\":\"%s\"", who);
@@ -243,8 +258,8 @@ static void json_line(struct line *l, unsigned slot, const struct shm_logrec *h,
 			json_str(l, path, n);
 		}
 		put_str(l, ",\"route\":");
-		json_str(l, aggregate_route_of(slot, h->lr_route),
-		    strlen(aggregate_route_of(slot, h->lr_route)));
+		route = aggregate_route_of(slot, h->lr_route);
+		json_str(l, route, strlen(route));
 		putf(l, ",\"proto\":\"HTTP/1.%c\"", h->lr_flags & LOG_HTTP10 ? '0' : '1');
 	}
 	if (h->lr_code)
@@ -284,14 +299,10 @@ static void json_line(struct line *l, unsigned slot, const struct shm_logrec *h,
 /* host ident authuser [date] "request" status bytes "referer" "user-agent" */
 static void combined_line(struct line *l, const struct shm_logrec *h, const struct fields *f)
 {
-	char when[40], who[64], path[2 * OBS_META_TARGET + 8];
-	struct tm tm;
-	time_t secs = (time_t)(h->lr_wall / NS_PER_S);
+	char who[64], path[2 * OBS_META_TARGET + 8];
 
-	gmtime_r(&secs, &tm);
-	strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S +0000", &tm);
 	client(who, sizeof(who), h, 0);
-	putf(l, "%s - - [%s] \"", who, when);
+	putf(l, "%s - - [%s] \"", who, stamp(h->lr_wall));
 	if (has_request_line(h)) {
 		size_t n = f->n[0] ? route_redact(f->s[0], f->n[0], path, sizeof(path)) : 0;
 

@@ -278,7 +278,6 @@ static int version(const char *p, size_t n)
 	return p[5] == '1' ? p[7] - '0' : -2;
 }
 
-/* method SP request-target SP HTTP-version */
 /* A bounded copy of a request's field for the access log. */
 static void meta_put(struct obs_meta *om, enum obs_meta_field f, const char *v, size_t n)
 {
@@ -293,6 +292,7 @@ static void meta_put(struct obs_meta *om, enum obs_meta_field f, const char *v, 
 	om->om_len[f] = (uint16_t)n;
 }
 
+/* method SP request-target SP HTTP-version */
 static int request_line(struct observer *ob, struct obs_side *s, const char *line, size_t len)
 {
 	struct obs_exchange *ex = req_current(ob);
