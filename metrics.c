@@ -456,7 +456,6 @@ static void processes(struct proc_sum *ps)
 }
 
 
-static int app_accepts(int64_t now);
 
 /* The counter families labelled by a reason: a run of slot counters and their labels. */
 static const struct {
@@ -522,7 +521,7 @@ void metrics_render_prometheus(struct buf *b, int openmetrics)
 			break;
 		case METRIC_UPSTREAM_UP:
 			family(b, METRIC_UPSTREAM_UP);
-			buf_printf(b, "%s %d\n", md->md_name, app_accepts(clock_mono_ns()));
+			buf_printf(b, "%s %d\n", md->md_name, metrics_app_up(clock_mono_ns()));
 			break;
 		case METRIC_WORKERS_LIMIT:
 			family(b, METRIC_WORKERS_LIMIT);
@@ -823,10 +822,9 @@ void metrics_set_stopping(void)
 	metrics_stopping = 1;
 }
 
-/* Does the application accept a TCP connection?  Probed at most once a second.
- * XXX: the probe is a blocking connect of at most READY_CONNECT_MS; it can delay the
+/* XXX: the probe is a blocking connect of at most READY_CONNECT_MS; it can delay the
  * master's loop by that much, never a worker. */
-static int app_accepts(int64_t now)
+int metrics_app_up(int64_t now)
 {
 	int fd;
 
@@ -857,7 +855,7 @@ static int ready(int64_t now, char *why, size_t len)
 		snprintf(why, len, "no worker is ready");
 		return 0;
 	}
-	if (!app_accepts(now)) {
+	if (!metrics_app_up(now)) {
 		snprintf(why, len, "%s", ready_why);
 		return 0;
 	}

@@ -748,21 +748,16 @@ static void reexec(void)
 /* ---- job mode ---------------------------------------------------------------------------- */
 
 /* --exit-when-upstream-down: a Job's application ends, and its sidecar must end with it.
- * Once a second, a connect to the application (loopback: a refusal is immediate); once it
- * has been up and then down for that long, stop as on TERM. */
+ * Once a second, the readiness probe's answer (one connect a second serves both); once
+ * the application has been up and then down for that long, stop as on TERM. */
 #define PROBE_MS 1000
-#define PROBE_CONNECT_MS 200
 
 static void watch_upstream(int64_t now)
 {
-	int fd;
-
 	if (cfg.cf_exit_down_ms == 0 || m.m_stopping || now < m.m_next_probe)
 		return;
 	m.m_next_probe = now + PROBE_MS * NS_PER_MS;
-	fd = net_connect(&cfg.cf_upstream, PROBE_CONNECT_MS);
-	if (fd >= 0) {
-		close(fd);
+	if (metrics_app_up(now)) {
 		m.m_seen_up = 1;
 		m.m_down_since = 0;
 		return;

@@ -33,6 +33,10 @@ void metrics_serve(const struct pollfd *pfd, int n, int64_t now);
 /* From TERM on, /readyz answers 503. */
 void metrics_set_stopping(void);
 
+/* Does the application accept a TCP connection?  Probed at most once a second, for
+ * /readyz, sidemeter_upstream_up and --exit-when-upstream-down alike. */
+int metrics_app_up(int64_t now);
+
 /* Was POST /quitquitquit asked since the last call (from loopback)?  Job mode: the master
  * then stops as on TERM. */
 int metrics_take_quit(void);
