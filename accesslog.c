@@ -23,6 +23,7 @@
 #include "log.h"
 #include "observer.h"
 #include "route.h"
+#include "tap.h"
 
 #define QUEUE_MAX (1u << 20)	/* lines waiting for the output, at most */
 #define LINE_MAX_BYTES 8192	/* one line, escaped, at most */
@@ -336,36 +337,63 @@ static void combined_line(struct line *l, const struct shm_logrec *h, const stru
 	put_str(l, "\"\n");
 }
 
-static void take(void *ctx, unsigned slot, const struct shm_logrec *h, const char *strings)
+static void enqueue(const struct line *l)
 {
-	static struct line l;
-	struct fields f;
-
-	(void)ctx;
-	split(h, strings, &f);
-	l.n = 0;
-	l.full = 0;
-	if (cfg.cf_alog_format == ALOG_COMBINED)
-		combined_line(&l, h, &f);
-	else
-		json_line(&l, slot, h, &f);
-	if (l.full || al.len + l.n > sizeof(al.queue)) {
+	if (l->full || al.len + l->n > sizeof(al.queue)) {
 		al.dropped++;	/* whole, never half */
 		return;
 	}
-	memcpy(al.queue + al.len, l.b, l.n);
-	al.len += l.n;
+	memcpy(al.queue + al.len, l->b, l->n);
+	al.len += l->n;
+}
+
+/* One line: to the file in its format, to the tap's clients in JSON (formatted once for
+ * both when the file takes JSON too). */
+static void take(void *ctx, unsigned slot, const struct shm_logrec *h, const char *strings)
+{
+	static struct line json, ncsa;
+	const int64_t *now = ctx;
+	int to_file = al.fd >= 0 && !(h->lr_flags & LOG_TAP_ONLY);
+	int to_tap = tap_clients() > 0;
+	struct tap_facts t;
+	struct fields f;
+
+	if (!to_file && !to_tap)
+		return;
+	split(h, strings, &f);
+	if (to_file && cfg.cf_alog_format == ALOG_COMBINED) {
+		ncsa.n = 0;
+		ncsa.full = 0;
+		combined_line(&ncsa, h, &f);
+		enqueue(&ncsa);
+	}
+	if (!to_tap && !(to_file && cfg.cf_alog_format == ALOG_JSON))
+		return;
+	json.n = 0;
+	json.full = 0;
+	json_line(&json, slot, h, &f);
+	if (to_file && cfg.cf_alog_format == ALOG_JSON)
+		enqueue(&json);
+	if (to_tap && !json.full) {
+		t.tf_route = has_request_line(h) ? aggregate_route_of(slot, h->lr_route) : NULL;
+		t.tf_method = has_request_line(h) ? (h->lr_method < METHOD_MAX ? h->lr_method :
+		    METHOD_OTHER) : -1;
+		t.tf_code = h->lr_code;
+		t.tf_dur_ns = h->lr_dur;
+		tap_feed(&t, json.b, json.n, *now);
+	}
 }
 
 size_t accesslog_drain(unsigned nslots)
 {
+	int64_t now = clock_mono_ns();
 	size_t n = 0;
 	unsigned i;
 
-	if (al.fd < 0)
-		return 0;
+	/* Even with neither the file nor a tap client: lines written while the last tap
+	 * client was leaving are let go. */
 	for (i = 0; i < nslots; i++)
-		n += shm_log_drain(shm_stats_slot(agg.ag_shm, i), i, take, NULL);
+		n += shm_log_drain(shm_stats_slot(agg.ag_shm, i), i, take, &now);
 	return n;
 }
 
@@ -426,6 +454,14 @@ void accesslog_flush_until(int64_t deadline)
 			break;
 		accesslog_flush();
 	}
+}
+
+void accesslog_forget(void)
+{
+	if (al.fd > STDERR_FILENO)
+		close(al.fd);
+	al.fd = -1;
+	al.len = al.off = 0;
 }
 
 uint64_t accesslog_dropped(void)

@@ -111,7 +111,7 @@ enum incomplete_reason account_incomplete_of(enum close_reason why)
 	}
 }
 
-/* ---- the access log ---- */
+/* ---- the access log and the tap ---- */
 
 /* Does a line pass --access-log-filter?  A status class or the duration selects it (either,
  * when both are given; all lines when neither is), then one in N of those is kept. */
@@ -123,6 +123,21 @@ static int log_passes(unsigned code, uint64_t dur_ns)
 	    (cfg.cf_alog_min_ms >= 0 && dur_ns >= (uint64_t)cfg.cf_alog_min_ms * NS_PER_MS);
 
 	return picked && (cfg.cf_alog_sample <= 1 || seen++ % cfg.cf_alog_sample == 0);
+}
+
+unsigned account_log_wants(const struct shm_header *sh)
+{
+	return (cfg.cf_alog != ALOG_OFF ? LOG_WANT_FILE : 0) |
+	    (atomic_load_explicit(&sh->sh_tapping, memory_order_relaxed) ? LOG_WANT_TAP : 0);
+}
+
+/* The flags of a line that passes for someone (0 for the file and the tap, LOG_TAP_ONLY for
+ * the tap alone), or -1 when no one takes it. */
+static int log_for(unsigned wants, unsigned code, uint64_t dur_ns)
+{
+	if ((wants & LOG_WANT_FILE) && log_passes(code, dur_ns))
+		return 0;
+	return wants & LOG_WANT_TAP ? LOG_TAP_ONLY : -1;
 }
 
 static void log_peer(struct shm_logrec *h, const struct sockaddr *peer)
@@ -144,19 +159,20 @@ static void log_peer(struct shm_logrec *h, const struct sockaddr *peer)
 	}
 }
 
-void account_log_exchange(struct shm_slot *sl, const struct obs_exchange *ex,
+void account_log_exchange(struct shm_slot *sl, unsigned wants, const struct obs_exchange *ex,
     const struct obs_meta *om, const struct obs_trace *tr, int why, const struct sockaddr *peer,
     uint32_t number)
 {
 	const char *str[4] = { "", "", "", "" };
 	struct shm_logrec h;
 	uint64_t dur = exchange_ns(ex);
+	int flags = log_for(wants, ex->ex_code, dur);
 
-	if (!log_passes(ex->ex_code, dur))
+	if (flags < 0)
 		return;
 	memset(&h, 0, sizeof(h));
 	h.lr_kind = LOG_EXCHANGE;
-	h.lr_flags = (uint8_t)((ex->ex_flags & EX_HTTP10 ? LOG_HTTP10 : 0) |
+	h.lr_flags = (uint8_t)(flags | (ex->ex_flags & EX_HTTP10 ? LOG_HTTP10 : 0) |
 	    (ex->ex_flags & EX_ANSWERED ? LOG_ANSWERED : 0));
 	h.lr_code = ex->ex_code;
 	h.lr_method = ex->ex_method;
@@ -184,18 +200,22 @@ void account_log_exchange(struct shm_slot *sl, const struct obs_exchange *ex,
 	shm_log_put(sl, &h, str);
 }
 
-void account_log_conn(struct shm_slot *sl, const struct conn_books *cb, enum close_reason why,
-    int64_t now, const struct sockaddr *peer, int opaque)
+void account_log_conn(struct shm_slot *sl, unsigned wants, const struct conn_books *cb,
+    enum close_reason why, int64_t now, const struct sockaddr *peer, int opaque)
 {
 	static const char *const none[4] = { "", "", "", "" };	/* a connection has no strings */
 	struct shm_logrec h;
 	uint64_t dur = now > cb->cb_accepted ? (uint64_t)(now - cb->cb_accepted) : 0;
+	int flags;
 
-	if (cb->cb_requests > 0 || (why == CLOSE_CLIENT_CLOSED && cb->cb_bytes[0] == 0) ||
-	    !log_passes(0, dur))
+	if (cb->cb_requests > 0 || (why == CLOSE_CLIENT_CLOSED && cb->cb_bytes[0] == 0))
+		return;
+	flags = log_for(wants, 0, dur);
+	if (flags < 0)
 		return;
 	memset(&h, 0, sizeof(h));
 	h.lr_kind = LOG_CONN;
+	h.lr_flags = (uint8_t)flags;
 	h.lr_reason = (uint8_t)why;
 	h.lr_opaque = (uint8_t)(opaque < 0 ? 0 : opaque + 1);
 	log_peer(&h, peer);

@@ -658,7 +658,10 @@ static void usage(void)
 	}
 	printf("\nsignals to the master: TERM/INT drain and stop, HUP rotate workers, USR1 dump now\n"
 	    "and reopen the access log, TTIN/TTOU one worker more/less, USR2 re-exec the binary\n"
-	    "keeping the listen socket.\n");
+	    "keeping the listen socket.\n"
+	    "\nsubcommands, for a running sidemeter (through its metrics port; see their --help):\n"
+	    "  sidemeter top    a live terminal view: rates, latency, workers, routes\n"
+	    "  sidemeter tap    its requests as they finish, one line each, with filters\n");
 }
 
 static const struct option_def *find_option(const char *name, size_t n)

@@ -385,7 +385,8 @@ static unsigned k_route(void *ctx, const char *target, size_t len)
 	return SHM_ROUTE_OTHER;	/* never called: a restored observer parses nothing */
 }
 
-static struct sockaddr_storage k_peer;	/* the client of the pair end_pair() ends */
+static struct sockaddr_storage k_peer;	/* the client of the pair end_pair() ends ... */
+static unsigned k_wants;		/* ... and who wants its lines */
 
 static const struct sockaddr *k_peer_of(void)
 {
@@ -397,8 +398,9 @@ static void k_exchange(void *ctx, const struct obs_exchange *ex, int why)
 	struct conn_books *cb = ctx;
 
 	account_exchange(k.k_slot, ex, NULL, why);	/* a parked pair's trace stayed behind */
-	if (cfg.cf_alog != ALOG_OFF)
-		account_log_exchange(k.k_slot, ex, NULL, NULL, why, k_peer_of(), cb->cb_requests + 1);
+	if (k_wants)
+		account_log_exchange(k.k_slot, k_wants, ex, NULL, NULL, why, k_peer_of(),
+		    cb->cb_requests + 1);
 	cb->cb_requests++;
 }
 
@@ -428,7 +430,9 @@ static void end_pair(uint32_t i, enum close_reason why, int64_t now)
 	struct conn_books cb = pm->pk_books;
 	unsigned route = pm->pk_route[0] ? route_intern(pm->pk_route) : SHM_ROUTE_OTHER;
 
-	if (cfg.cf_alog != ALOG_OFF)
+	k_wants = account_log_wants(k.k_shm);
+	k_peer.ss_family = 0;
+	if (k_wants)
 		net_peer(h->hd_fd[0], &k_peer);
 	if (observer_restore(&ob, &k_ops, &cb, &pm->pk_obs, pm->pk_line, pm->pk_linelen, route) == 0)
 		observer_finish(&ob, account_incomplete_of(why), now);
@@ -438,8 +442,8 @@ static void end_pair(uint32_t i, enum close_reason why, int64_t now)
 	}
 	close(h->hd_fd[0]);
 	close(h->hd_fd[1]);
-	if (cfg.cf_alog != ALOG_OFF)
-		account_log_conn(k.k_slot, &cb, why, now, k_peer_of(), -1);
+	if (k_wants)
+		account_log_conn(k.k_slot, k_wants, &cb, why, now, k_peer_of(), -1);
 	account_conn_end(k.k_slot, &cb, why, now);
 	held_free(i);
 }

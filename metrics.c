@@ -25,6 +25,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "net.h"
+#include "tap.h"
 
 #define REQUEST_MAX 4096		/* a request head larger than this gets a 431 */
 #define CLIENT_MS 5000			/* a client has this long to ask and be answered */
@@ -474,6 +475,8 @@ void metrics_render_prometheus(struct buf *b, int openmetrics)
 {
 	static const char *const accept_names[] = { "emfile", "other" };
 	static const char *const log_drop_names[] = { "ring", "output" };
+	static const char *const tap_drop_names[] = { "slow", "max_rps" };
+	struct tap_stats ts;
 	uint64_t ctr[CTR_MAX], acc[2], states[WORKER_STATE_MAX];
 	struct pool_view pv;
 	struct proc_sum ps;
@@ -484,6 +487,7 @@ void metrics_render_prometheus(struct buf *b, int openmetrics)
 	aggregate_counters(ctr);
 	aggregate_pool(&pv);
 	processes(&ps);
+	tap_get_stats(&ts);
 	for (m = 0; m < METRIC_MAX; m++) {
 		const struct metric_def *md = &metric_defs[m];
 
@@ -506,6 +510,25 @@ void metrics_render_prometheus(struct buf *b, int openmetrics)
 			acc[0] = ctr[CTR_LOG_DROPPED];
 			acc[1] = accesslog_dropped();
 			labelled_counters(b, METRIC_ACCESS_LOG_DROPPED, "where", acc, log_drop_names, 2);
+			break;
+		case METRIC_TAP_CLIENTS:
+			family(b, METRIC_TAP_CLIENTS);
+			buf_printf(b, "%s %u\n", md->md_name, tap_clients());
+			break;
+		case METRIC_TAP_LINES:
+			family(b, METRIC_TAP_LINES);
+			buf_printf(b, "%s %llu\n", md->md_name, (unsigned long long)ts.ts_lines);
+			created(b, md->md_name, "");
+			break;
+		case METRIC_TAP_DROPPED:
+			acc[0] = ts.ts_dropped_slow;
+			acc[1] = ts.ts_dropped_rate;
+			labelled_counters(b, METRIC_TAP_DROPPED, "reason", acc, tap_drop_names, 2);
+			break;
+		case METRIC_TAP_CUT:
+			family(b, METRIC_TAP_CUT);
+			buf_printf(b, "%s %llu\n", md->md_name, (unsigned long long)ts.ts_cut);
+			created(b, md->md_name, "");
 			break;
 		case METRIC_ACCEPT_ERRORS:
 			acc[0] = ctr[CTR_ACCEPT_EMFILE];
@@ -636,7 +659,7 @@ static void json_str(struct buf *b, const char *s)
 }
 
 struct route_row {
-	uint64_t rr_count, rr_5xx;
+	uint64_t rr_count, rr_4xx, rr_5xx;
 };
 
 static void count_route_rows(void *ctx, unsigned route, unsigned method, unsigned code,
@@ -646,6 +669,8 @@ static void count_route_rows(void *ctx, unsigned route, unsigned method, unsigne
 
 	(void)method;
 	rows[route].rr_count += n;
+	if (code / 100 == 4)
+		rows[route].rr_4xx += n;
 	if (code / 100 == 5)
 		rows[route].rr_5xx += n;
 }
@@ -719,8 +744,9 @@ void metrics_render_stats(struct buf *b)
 			continue;
 		buf_printf(b, "%s{\"route\":", k++ ? "," : "");
 		json_str(b, ra->ra_name);
-		buf_printf(b, ",\"count\":%llu,\"errors_5xx\":%llu,\"rate\":%.3f,",
-		    (unsigned long long)rows[i].rr_count, (unsigned long long)rows[i].rr_5xx,
+		buf_printf(b, ",\"count\":%llu,\"errors_4xx\":%llu,\"errors_5xx\":%llu,"
+		    "\"rate\":%.3f,", (unsigned long long)rows[i].rr_count,
+		    (unsigned long long)rows[i].rr_4xx, (unsigned long long)rows[i].rr_5xx,
 		    ra->ra_last_rate);
 		json_ms(b, "p50_ms", hist_quantile(h, 0.5), h->h_count > 0);
 		buf_append(b, ",", 1);
@@ -912,6 +938,16 @@ static void client_close(struct client *cl)
 	buf_free(&cl->cl_out);
 }
 
+void metrics_forget(void)
+{
+	unsigned i;
+
+	for (i = 0; i < METRICS_CLIENTS; i++)
+		if (clients[i].cl_fd >= 0)
+			client_close(&clients[i]);
+	tap_forget();
+}
+
 static void respond(struct client *cl, unsigned code, const char *type, const struct buf *body,
     int head)
 {
@@ -1080,6 +1116,22 @@ static void handle(struct client *cl, int64_t now)
 		else {
 			buf_printf(&body, "not ready: %s", why);
 			respond_text(cl, 503, body.b_data ? body.b_data : "not ready", head);
+		}
+	} else if (strcmp(path, "/tap") == 0) {
+		const char *q = sp1 + 1 + plen;
+		size_t qn = (size_t)(sp2 - q);
+		unsigned code;
+
+		if (qn > 0) {	/* past the '?' */
+			q++;
+			qn--;
+		}
+		code = tap_open(cl->cl_fd, q, qn, sp2[8] == '0', head, now, why, sizeof(why));
+		if (code == 0) {
+			cl->cl_fd = -1;	/* the tap's now */
+			buf_free(&cl->cl_out);
+		} else {
+			respond_text(cl, code, why, head);
 		}
 	} else if (strcmp(path, "/stats.json") == 0) {
 		metrics_render_stats(&body);

@@ -17,6 +17,7 @@
 
 #include "accesslog.h"
 #include "aggregate.h"
+#include "client.h"
 #include "clock.h"
 #include "config.h"
 #include "dump.h"
@@ -26,6 +27,7 @@
 #include "net.h"
 #include "relay.h"
 #include "shm_stats.h"
+#include "tap.h"
 #include "worker.h"
 
 #define TICK_BUSY_MS 20		/* drain period while records flow */
@@ -234,6 +236,8 @@ static int fork_into(unsigned i, int64_t now)
 		if (m.m_shm_fd >= 0)
 			close(m.m_shm_fd);	/* the mapping stays; the descriptor is the master's */
 		dump_forget();
+		metrics_forget();
+		accesslog_forget();
 		if (i == m.m_keeper) {
 			close(m.m_listen_fd);	/* the keeper never accepts */
 			keeper_run(&kenv);
@@ -575,6 +579,7 @@ static void finish(int64_t now)
 	aggregate_drain();
 	accesslog_drain(agg.ag_nslots);
 	accesslog_flush_until(now + NS_PER_S);
+	tap_close_all();
 	if (cfg.cf_dump_interval_ms > 0) {
 		/* a log reader that does not read gets a second, not the power to keep us */
 		dump_flush_until(now + NS_PER_S);
@@ -733,6 +738,7 @@ static void reexec(void)
 	dump_flush_until(clock_mono_ns() + NS_PER_S);	/* the new image starts a line afresh */
 	accesslog_drain(agg.ag_nslots);			/* ... and with an empty queue */
 	accesslog_flush_until(clock_mono_ns() + NS_PER_S);
+	tap_close_all();	/* the streams end; a tap client asks the new image again */
 	set_inheritable(1);
 	setenv(INHERIT_ENV, env, 1);
 	/* Signals wait until the new image has its handlers. */
@@ -798,11 +804,11 @@ static void end_interval(int64_t now)
 
 static void master_loop(void)
 {
-	struct pollfd pfd[4 + METRICS_CLIENTS];
+	struct pollfd pfd[4 + METRICS_CLIENTS + TAP_CLIENTS];
 	struct flags f;
 	int64_t now, wake;
 	size_t drained;
-	int nm, nd, na;
+	int nm, nd, na, nt;
 
 	for (;;) {
 		now = clock_mono_ns();
@@ -822,7 +828,8 @@ static void master_loop(void)
 		nm = metrics_pollfds(pfd + 1, &wake);
 		nd = dump_pollfd(pfd + 1 + nm);
 		na = accesslog_pollfd(pfd + 1 + nm + nd);
-		if (poll(pfd, (nfds_t)(1 + nm + nd + na), clock_poll_ms(wake, now, 1000)) == -1 &&
+		nt = tap_pollfds(pfd + 1 + nm + nd + na, &wake);
+		if (poll(pfd, (nfds_t)(1 + nm + nd + na + nt), clock_poll_ms(wake, now, 1000)) == -1 &&
 		    errno != EINTR)
 			fatal("poll");
 		now = clock_mono_ns();
@@ -879,6 +886,9 @@ static void master_loop(void)
 			m.m_next_tick = now + AG_TICK_MS * NS_PER_MS;
 		}
 		metrics_serve(pfd + 1, nm, now);
+		tap_serve(pfd + 1 + nm + nd + na, nt, now);
+		/* Workers write log lines while a tap client listens (or the access log is on). */
+		atomic_store_explicit(&m.m_shm->sh_tapping, tap_clients() > 0, memory_order_relaxed);
 		if (metrics_take_quit() && !m.m_stopping) {
 			log_info("POST /quitquitquit");
 			m.m_shm->sh_quit_requests++;
@@ -1059,6 +1069,8 @@ int main(int argc, char **argv)
 	int64_t now;
 	ssize_t n;
 
+	if (client_is_subcommand(argc, argv))
+		return client_main(argc, argv);
 	switch (config_parse(&cfg, argc, argv, err, sizeof(err))) {
 	case CONFIG_EXIT:
 		return 0;

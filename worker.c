@@ -137,6 +137,18 @@ static const struct sockaddr *peer_of(const struct conn *c)
 	return c->cn_peer.ss_family ? (const struct sockaddr *)(const void *)&c->cn_peer : NULL;
 }
 
+/* Who wants this connection's lines now (account_log_wants()); if anyone does, the client's
+ * address is known from here on (accept takes it only while someone wants lines, and a tap
+ * client may come while a connection is open). */
+static unsigned log_wants(struct conn *c)
+{
+	unsigned w = account_log_wants(wenv->we_shm);
+
+	if (w && c->cn_peer.ss_family == 0 && c->cn_fd[RELAY_CLIENT] >= 0)
+		net_peer(c->cn_fd[RELAY_CLIENT], &c->cn_peer);
+	return w;
+}
+
 /* What the scoreboard says while this worker holds a connection: since when it is here
  * (sb_last_busy: how long this stay has tied the worker up, which the master's pool reads)
  * and when it was accepted. */
@@ -158,9 +170,11 @@ static void conn_close(struct conn *c, enum close_reason why)
 {
 	struct conn_books cb;
 	int64_t now = clock_mono_ns();
+	unsigned wants;
 
 	if (cfg.cf_mode == MODE_HTTP)
 		observer_finish(&c->cn_obs, account_incomplete_of(why), now);
+	wants = log_wants(c);	/* the address, while the socket is open */
 	if (c->cn_fd[RELAY_UPSTREAM] >= 0)
 		close(c->cn_fd[RELAY_UPSTREAM]);
 	if (lingers(c, why))
@@ -171,8 +185,8 @@ static void conn_close(struct conn *c, enum close_reason why)
 
 	now = clock_mono_ns();
 	books_of(c, &cb);
-	if (cfg.cf_alog != ALOG_OFF)
-		account_log_conn(slot, &cb, why, now, peer_of(c), c->cn_opaque);
+	if (wants)
+		account_log_conn(slot, wants, &cb, why, now, peer_of(c), c->cn_opaque);
 	account_conn_end(slot, &cb, why, now);
 	sb_add(&slot->sl_sb.sb_conns);
 	sb_conn_over(now);
@@ -191,11 +205,15 @@ static void obs_exchange(void *ctx, const struct obs_exchange *ex, int why)
 	struct conn *c = ctx;
 
 	const struct obs_trace *tr = observer_trace(&c->cn_obs, ex);
+	unsigned wants = log_wants(c);
 
 	account_exchange(slot, ex, tr, why);
-	if (cfg.cf_alog != ALOG_OFF)
-		account_log_exchange(slot, ex, observer_meta(&c->cn_obs, ex), tr, why, peer_of(c),
-		    c->cn_requests + 1);
+	if (wants)
+		account_log_exchange(slot, wants, ex, observer_meta(&c->cn_obs, ex), tr, why,
+		    peer_of(c), c->cn_requests + 1);
+	/* The next request's strings are kept while someone wants lines (a tap client may
+	 * have come or gone since this connection began). */
+	observer_capture(&c->cn_obs, wants != 0);
 	sb_add(&slot->sl_sb.sb_requests);
 	c->cn_requests++;
 }
@@ -649,7 +667,7 @@ static enum close_reason serve(int cfd)
 	c->cn_requests = c->cn_stay_from = 0;
 	if (cfg.cf_mode == MODE_HTTP) {
 		observer_init(&c->cn_obs, &obs_ops, c);
-		observer_capture(&c->cn_obs, cfg.cf_alog != ALOG_OFF);
+		observer_capture(&c->cn_obs, account_log_wants(wenv->we_shm) != 0);
 	}
 	sb_conn_taken(c, c->cn_accepted);
 #if !defined(__linux__)
@@ -703,10 +721,8 @@ static enum close_reason resume(const struct park_msg *pm, int cfd, int ufd)
 		conn_close(c, CLOSE_ERROR);
 		return CLOSE_ERROR;
 	}
-	if (cfg.cf_alog != ALOG_OFF) {
-		observer_capture(&c->cn_obs, 1);
-		net_peer(cfd, &c->cn_peer);
-	}
+	c->cn_peer.ss_family = 0;	/* another connection's, else */
+	observer_capture(&c->cn_obs, log_wants(c) != 0);
 	return pump(c);
 }
 
@@ -788,7 +804,8 @@ static unsigned wait_work(void)
 static int accept_one(int lfd, struct sockaddr_storage *peer)
 {
 	/* The client's address only for the access log: the kernel need not copy it else. */
-	struct sockaddr *addr = cfg.cf_alog != ALOG_OFF ? (struct sockaddr *)(void *)peer : NULL;
+	struct sockaddr *addr = account_log_wants(wenv->we_shm) ? (struct sockaddr *)(void *)peer :
+	    NULL;
 	socklen_t len = sizeof(*peer);
 
 	peer->ss_family = 0;

@@ -28,6 +28,9 @@ int accesslog_pollfd(struct pollfd *pfd);
 /* At exit: write what is queued, until the monotonic deadline at most. */
 void accesslog_flush_until(int64_t deadline);
 
+/* In a child just forked: close the master's descriptor of the output. */
+void accesslog_forget(void);
+
 /* Lines dropped because the output did not keep up (the rings' drops are slot counters). */
 uint64_t accesslog_dropped(void);
 

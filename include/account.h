@@ -29,19 +29,25 @@ struct conn_books {
 void account_exchange(struct shm_slot *sl, const struct obs_exchange *ex,
     const struct obs_trace *tr, int why);
 
-/* ---- the access log (--access-log): lines into slot sl's log ring, filtered here ---- */
+/* ---- the access log and the tap: lines into slot sl's log ring ---- */
+
+/* Who wants lines now: a sum of these, 0 for no one (then none is written, and the client's
+ * address and the request's strings need not be captured). */
+#define LOG_WANT_FILE 1u	/* --access-log is on (its --access-log-filter applies here) */
+#define LOG_WANT_TAP 2u		/* a /tap client listens (the master says so in the header) */
+unsigned account_log_wants(const struct shm_header *sh);
 
 /* The exchange's line (number: its place on the connection, from 1); om, tr, peer may be
  * NULL (not captured, no trace context, the address unknown). */
-void account_log_exchange(struct shm_slot *sl, const struct obs_exchange *ex,
+void account_log_exchange(struct shm_slot *sl, unsigned wants, const struct obs_exchange *ex,
     const struct obs_meta *om, const struct obs_trace *tr, int why, const struct sockaddr *peer,
     uint32_t number);
 
 /* A connection that ended at now without an exchange (a timeout before any request, an
  * opaque stream: opaque is its enum opaque_reason, or -1): its line.  One that closed
  * without sending a byte has none. */
-void account_log_conn(struct shm_slot *sl, const struct conn_books *cb, enum close_reason why,
-    int64_t now, const struct sockaddr *peer, int opaque);
+void account_log_conn(struct shm_slot *sl, unsigned wants, const struct conn_books *cb,
+    enum close_reason why, int64_t now, const struct sockaddr *peer, int opaque);
 
 /* A connection ended at now: its reason counted and its record published. */
 void account_conn_end(struct shm_slot *sl, const struct conn_books *cb, enum close_reason why,

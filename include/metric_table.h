@@ -80,6 +80,14 @@
 	    DUMP_SUM, "Stops because the application stayed unreachable for --exit-when-upstream-down.") \
 	X(ACCESS_LOG_DROPPED, "sidemeter_access_log_dropped_total", COUNTER, ANY, "", DUMP_NONE, \
 	    "Access log lines dropped whole, by where: a process's ring was full (ring), or the output did not keep up (output); counts are unaffected.") \
+	X(TAP_CLIENTS, "sidemeter_tap_clients", GAUGE, ANY, "", DUMP_NONE,                  \
+	    "Clients of GET /tap listening now.")                                          \
+	X(TAP_LINES, "sidemeter_tap_lines_total", COUNTER, ANY, "", DUMP_NONE,              \
+	    "Lines queued for /tap clients (a line that goes to two clients counts twice).") \
+	X(TAP_DROPPED, "sidemeter_tap_dropped_total", COUNTER, ANY, "", DUMP_NONE,          \
+	    "Lines a /tap client did not get, by reason: its queue was full (slow) or over its max_rps (max_rps).") \
+	X(TAP_CUT, "sidemeter_tap_clients_cut_total", COUNTER, ANY, "", DUMP_NONE,          \
+	    "/tap clients disconnected because they took nothing for 10 seconds.")         \
 	X(LINES_SKIPPED, "sidemeter_dump_lines_skipped_total", COUNTER, ANY, "", DUMP_NONE, \
 	    "Summary lines skipped because stdout still held the last one (a log reader that does not keep up).") \
 	X(BUILD_INFO, "sidemeter_build_info", INFO, ANY, "", DUMP_NONE,                     \

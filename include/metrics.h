@@ -30,6 +30,10 @@ int metrics_pollfds(struct pollfd *pfd, int64_t *deadline);
 /* Act on what poll() said of the descriptors metrics_pollfds() gave, and on timeouts. */
 void metrics_serve(const struct pollfd *pfd, int n, int64_t now);
 
+/* In a child just forked: close the master's descriptors of the port's clients (a copy held
+ * here would keep a connection open after the master has ended it). */
+void metrics_forget(void);
+
 /* From TERM on, /readyz answers 503. */
 void metrics_set_stopping(void);
 

@@ -112,6 +112,7 @@ enum shm_log_kind { LOG_EXCHANGE = 1, LOG_CONN = 2 };
 #define LOG_TRACED 0x02		/* lr_trace holds its traceparent's trace-id */
 #define LOG_ANSWERED 0x04	/* the answer was ours (502/504) */
 #define LOG_META 0x08		/* the strings were captured (else all lengths are 0) */
+#define LOG_TAP_ONLY 0x10	/* for /tap only: --access-log is off, or its filter said no */
 struct shm_logrec {
 	uint16_t lr_size;	/* the whole record, a multiple of 8; 0: skip to the ring's start */
 	uint8_t lr_kind;	/* enum shm_log_kind */
@@ -187,7 +188,7 @@ struct shm_header {
 	_Atomic uint32_t sh_held;	/* connections the keeper holds now (keeper) */
 	_Atomic uint32_t sh_held_requests; /* ... of them with a request head in progress */
 	_Atomic uint32_t sh_hurry;	/* no worker idle and connections wait: park at once (master) */
-	uint32_t sh_spare2;
+	_Atomic uint32_t sh_tapping;	/* a /tap client listens: write log lines (master) */
 	uint64_t sh_quit_requests;	/* POST /quitquitquit taken (master) */
 	uint64_t sh_upstream_down_exits; /* stops because the application stayed down (master) */
 };

@@ -44,3 +44,7 @@ unit() {
 	run "$SM_UNITS/fuzz_replay" "$BATS_TEST_TMPDIR/missing"
 	assert_failure
 }
+
+@test "unit: the JSON reader of the subcommands and the tap's filters, with bad input" {
+	unit reader
+}

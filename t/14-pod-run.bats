@@ -113,6 +113,12 @@ check_pod() {
 	done
 	curl -sS -o "$BATS_TEST_TMPDIR/metrics.txt" "http://127.0.0.1:$MET_PORT/metrics"
 	expect_eq "requests counted" "$n" "$(metric 'sidemeter_http_requests_total{method="GET",code="200",route="/index.html"}')"
+	# the live view from inside the sidecar's container, as over kubectl exec: it finds the
+	# port from the container's SIDEMETER_METRICS
+	run podman exec "$SM_CTR" /tmp/sidemeter/sidemeter top --once
+	echo "$output"
+	assert_success
+	assert_line --regexp "^/index.html +$n "
 	# who this is, from the Downward API: the pod's name and version label (podman gives
 	# no namespace or node: the derived copy sets them)
 	grep -E "^target_info\{k8s_namespace_name=\"podman\",k8s_node_name=\"$(hostname)\",k8s_pod_name=\"$POD[^\"]*\",service_version=\"1\.0\.0\"\} 1$" \

@@ -30,35 +30,7 @@ lines() {
 	for i in 1 2 3 4 5; do curl -s -o /dev/null "http://127.0.0.1:$SM_PORT/index.html"; done
 	sleep 0.5
 	scrape
-	run "$PY" - "$LOG" "$BATS_TEST_TMPDIR/metrics.txt" "$ROOT/t/lib/prom.py" <<'PYEOF'
-import json, subprocess, sys
-log, page, prom = sys.argv[1:]
-lines = [json.loads(l) for l in open(log)]
-by_code, by_reason = {}, {}
-for l in lines:
-    for k in ("time", "req_bytes", "resp_bytes", "duration_s", "conn_requests"):
-        assert k in l, (k, l)
-    if "status" in l:
-        by_code[str(l["status"])] = by_code.get(str(l["status"]), 0) + 1
-    elif "method" in l:
-        by_reason[l["reason"]] = by_reason.get(l["reason"], 0) + 1
-def series(name):
-    out = {}
-    for line in open(page):
-        if line.startswith(name + "{"):
-            labels = dict(p.split("=", 1) for p in line[len(name) + 1:line.index("}")].replace('"', "").split(","))
-            key = labels.get("code", labels.get("reason"))
-            out[key] = out.get(key, 0) + int(float(line.split()[-1]))
-    return {k: v for k, v in out.items() if v}
-want_codes = series("sidemeter_http_requests_total")
-want_reasons = series("sidemeter_http_requests_incomplete_total")
-print("lines %d; by code %s (metrics %s); cut short %s (metrics %s)" % (
-    len(lines), sorted(by_code.items()), sorted(want_codes.items()), sorted(by_reason.items()),
-    sorted(want_reasons.items())))
-ok = by_code == want_codes and by_reason == want_reasons
-ok &= all(k in by_code for k in ("200", "404", "500", "502", "504"))
-sys.exit(0 if ok else 1)
-PYEOF
+	run "$PY" "$ROOT/t/lib/lines_vs_metrics.py" "$LOG" "$BATS_TEST_TMPDIR/metrics.txt"
 	echo "$output"
 	echo "# $output" >&3
 	assert_success
