@@ -67,7 +67,10 @@ print(n)' "$1" "${2:-True}"
 }
 
 @test "/tap filters by route, method, code and class, min_ms and max_rps; a bad filter gets a 400 naming it" {
-	start_sm
+	# the access log on too, in the other format and with a filter of its own: neither
+	# changes what the tap's clients get
+	local log=$BATS_TEST_TMPDIR/access.log
+	start_sm --access-log "$log" --access-log-format combined --access-log-filter status=5xx
 	tap_from t404 "?code=404"
 	tap_from tclass "?code=4xx,503"
 	tap_from tpost "?method=POST"
@@ -97,6 +100,11 @@ print(n)' "$1" "${2:-True}"
 	expect_eq "route=/status/:id lines" 10 "$(count_lines "$d/troute.out")"
 	expect_eq "route, method and 5xx together" 4 "$(count_lines "$d/tmix.out" 'l["status"] == 503')"
 	expect_eq "route, method and 5xx together" 4 "$(count_lines "$d/tmix.out")"
+	expect_eq "lines with an RFC 3339 time" 6 \
+		"$(count_lines "$d/t404.out" '__import__("re").fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", l["time"])')"
+	# the file has its own: the 503s, combined
+	expect_eq "the access log's lines" 4 "$(wc -l <"$log")"
+	expect_eq "the access log's 503 lines" 4 "$(grep -cE '^127\.0\.0\.1 - - \[[^]]+\] "GET /status/503 HTTP/1\.1" 503 ' "$log")"
 	# max_rps=5: what it did not get is counted, and it got at most 5 a second
 	local got
 	got=$(count_lines "$d/trate.out")
