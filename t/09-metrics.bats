@@ -469,3 +469,28 @@ t = json.load(sys.stdin)["data"]["activeTargets"][0]
 print("# target health %s, last error %r" % (t["health"], t["lastError"]))
 sys.exit(0 if t["health"] == "up" and t["lastError"] == "" else 1)' >&3
 }
+
+@test "the outputs agree: every total /metrics, /stats.json and the summary lines share, in both line formats" {
+	local fmt
+	for fmt in json text; do
+		start_sm --workers 2 --response-timeout 0.3 --dump-format "$fmt"
+		spawn load "$PY" "$ROOT/t/lib/mixed.py" "$SM_PORT" 4 3
+		sleep 1
+		kill -KILL "$(worker_pids "$sm_pid" | head -1)"
+		wait_gone "$load_pid" 30
+		stop_pid "$app_pid"	# sidemeter's own 502s
+		local i
+		for i in 1 2 3; do curl -s -o /dev/null "http://127.0.0.1:$SM_PORT/index.html"; done
+		wait_until 10 eval 'scrape && [[ $(metric sidemeter_connections_active) == 0 ]]'
+		sm_dump
+		scrape
+		curl -sf -o "$BATS_TEST_TMPDIR/stats.json" "http://127.0.0.1:$MET_PORT/stats.json"
+		run "$PY" "$ROOT/t/lib/agree.py" "$BATS_TEST_TMPDIR/metrics.txt" \
+			"$BATS_TEST_TMPDIR/stats.json" "$BATS_TEST_TMPDIR/sm.out" "$fmt"
+		echo "$output"
+		assert_success
+		echo "# $fmt: $(grep -E '^(requests|connections) ' <<<"$output" | tr -s ' ' | tr '\n' ';')" >&3
+		stop_pid "$sm_pid"
+		start_app "$BATS_TEST_TMPDIR"
+	done
+}
