@@ -119,6 +119,12 @@ void fatal(const char *fmt, ...)
 	exit(1);
 }
 
+void assert_failed(const char *cond, const char *file, int line)
+{
+	log_warnx("assertion failed: %s (%s:%d)", cond, file, line);
+	abort();
+}
+
 void fatalx(const char *fmt, ...)
 {
 	va_list ap;

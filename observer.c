@@ -7,6 +7,7 @@
  * oldest, and an exchange is reported once both halves are done. */
 #include <string.h>
 
+#include "log.h"
 #include "observer.h"
 
 enum side_state {
@@ -300,8 +301,7 @@ static int request_line(struct observer *ob, struct obs_side *s, const char *lin
 	size_t m = 0, t, tlen;
 	int minor;
 
-	if (ex == NULL)
-		return -1;	/* never: a side inside a message always has its exchange */
+	ASSERT(ex != NULL);	/* a side inside a message always has its exchange */
 
 	while (m < len && m <= 32 && is_tchar((unsigned char)line[m]))
 		m++;
@@ -359,8 +359,7 @@ static int status_line(struct observer *ob, struct obs_side *s, const char *line
 	struct obs_exchange *ex = resp_target(ob);
 	unsigned code;
 
-	if (ex == NULL)
-		return -1;	/* never: a side inside a message always has its exchange */
+	ASSERT(ex != NULL);	/* a side inside a message always has its exchange */
 
 	if (version(line, len) < 0 || len < 12 || line[8] != ' ' || !is_digit((unsigned char)line[9]) ||
 	    !is_digit((unsigned char)line[10]) || !is_digit((unsigned char)line[11]) ||
@@ -577,8 +576,7 @@ static void request_done(struct observer *ob, struct obs_side *s, int64_t now)
 {
 	struct obs_exchange *ex = req_current(ob);
 
-	if (ex == NULL)
-		return;	/* never: a side inside a message always has its exchange */
+	ASSERT(ex != NULL);	/* a side inside a message always has its exchange */
 
 	ex->ex_req_end = now;
 	ex->ex_req_body = s->os_body;
@@ -606,8 +604,7 @@ static void response_done(struct observer *ob, struct obs_side *s, int64_t now)
 	struct obs_exchange *ex = resp_target(ob);
 	struct obs_side *req = &ob->ob_side[OBS_REQ];
 
-	if (ex == NULL)
-		return;	/* never: a side inside a message always has its exchange */
+	ASSERT(ex != NULL);	/* a side inside a message always has its exchange */
 
 	ex->ex_resp_end = now;
 	ex->ex_resp_body = s->os_body;
@@ -632,8 +629,7 @@ static void request_head_done(struct observer *ob, struct obs_side *s, int64_t n
 {
 	struct obs_exchange *ex = req_current(ob);
 
-	if (ex == NULL)
-		return;	/* never: a side inside a message always has its exchange */
+	ASSERT(ex != NULL);	/* a side inside a message always has its exchange */
 
 	ex->ex_flags |= EX_HEAD_DONE;
 	if (ends_connection(s))
@@ -669,8 +665,7 @@ static void response_head_done(struct observer *ob, struct obs_side *s, int64_t 
 	struct obs_exchange *ex = resp_target(ob);
 	unsigned code = s->os_code;
 
-	if (ex == NULL)
-		return;	/* never: a side inside a message always has its exchange */
+	ASSERT(ex != NULL);	/* a side inside a message always has its exchange */
 
 	s->os_body = 0;
 	if (code == 101 || ((ex->ex_flags & EX_CONNECT) && code / 100 == 2)) {
@@ -985,8 +980,16 @@ void observer_eof(struct observer *ob, int dir, int64_t now)
 			response_done(ob, s, now);
 		} else if (in_message(s) && (ex = resp_target(ob)) != NULL) {
 			/* The application closed in the middle of its answer. */
+			int reading = ex == req_current(ob);
+
+			ASSERT(ex == ex_at(ob, 0));	/* those before it were settled */
 			ob->ob_ops->oo_exchange(ob->ob_ctx, ex, INCOMPLETE_UPSTREAM_CLOSED);
 			pop(ob);
+			/* An early answer, its request still coming: the rest of that request has
+			 * no exchange to fill, and nobody will answer it.  (The fuzzer's corpus
+			 * found this, once ASSERT() stood where a silent return was.) */
+			if (reading)
+				ob->ob_side[OBS_REQ].os_state = S_LOST;
 		}
 	}
 	/* A request cut short by the client, before its answer is complete, was abandoned:

@@ -34,4 +34,11 @@ void log_warnx(const char *fmt, ...) LOG_PRINTF(1, 2);
 void fatal(const char *fmt, ...) LOG_PRINTF(1, 2) LOG_NORETURN;
 void fatalx(const char *fmt, ...) LOG_PRINTF(1, 2) LOG_NORETURN;
 
+/* ASSERT(cond): an invariant of sidemeter's own, never a check of what a peer sent (that
+ * is input: it gets an answer and a count).  On in every build: when one breaks, the
+ * process logs the condition and where, and aborts; a worker is respawned, and the fuzzer
+ * and the sanitizer runs report it as a finding instead of a silent wrong turn. */
+#define ASSERT(cond) ((cond) ? (void)0 : assert_failed(#cond, __FILE__, __LINE__))
+void assert_failed(const char *cond, const char *file, int line) LOG_NORETURN;
+
 #endif
