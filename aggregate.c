@@ -96,7 +96,9 @@ static unsigned global_route(unsigned slot, unsigned local)
 		return *m - 1u;
 	sl = shm_stats_slot(agg.ag_shm, slot);
 	if (local >= atomic_load_explicit(&sl->sl_nroutes, memory_order_acquire))
-		return SHM_ROUTE_OTHER;		/* not published yet: should not happen */
+		/* A record ahead of its slot's table: a worker's bug, but the master does not die
+		 * of a worker's mistake (no ASSERT here); the request counts as "other". */
+		return SHM_ROUTE_OTHER;
 	for (r = 1; r < agg.ag_nroutes; r++)
 		if (strcmp(agg.ag_routes[r]->ra_name, sl->sl_routes[local]) == 0)
 			break;
@@ -314,21 +316,19 @@ void aggregate_pool(struct pool_view *pv)
 
 	memset(pv, 0, sizeof(*pv));
 	for (i = 0; i < agg.ag_nslots; i++) {
-		const struct shm_scoreboard *sb = &shm_stats_slot(agg.ag_shm, i)->sl_sb;
-		unsigned st = atomic_load_explicit(&sb->sb_state, memory_order_relaxed);
+		const struct shm_slot *sl = shm_stats_slot(agg.ag_shm, i);
+		enum worker_state st = score_state(sl);
 
 		if (i == agg.ag_shm->sh_keeper_slot) {
-			pv->pv_keeper_pid = atomic_load_explicit(&sb->sb_pid, memory_order_relaxed);
+			pv->pv_keeper_pid = score_pid(sl);
 			pv->pv_held = atomic_load_explicit(&agg.ag_shm->sh_held, memory_order_relaxed);
 			pv->pv_active += pv->pv_held;
 			continue;	/* not a worker */
 		}
-		if (st >= WORKER_STATE_MAX)
-			continue;
 		pv->pv_state[st]++;
 		if (st != WORKER_FREE)
 			pv->pv_live++;
-		if (st != WORKER_FREE && atomic_load_explicit(&sb->sb_conn_start, memory_order_relaxed))
+		if (st != WORKER_FREE && score_conn_start(sl))
 			pv->pv_active++;
 	}
 }

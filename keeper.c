@@ -31,6 +31,7 @@
 #include "clock.h"
 #include "config.h"
 #include "keeper.h"
+#include "log.h"
 #include "net.h"
 #include "route.h"
 #include "worker.h"		/* worker_signals */
@@ -382,7 +383,8 @@ static unsigned k_route(void *ctx, const char *target, size_t len)
 	(void)ctx;
 	(void)target;
 	(void)len;
-	return SHM_ROUTE_OTHER;	/* never called: a restored observer parses nothing */
+	ASSERT(!"a restored observer parses nothing, so it names no route");
+	return SHM_ROUTE_OTHER;
 }
 
 static struct sockaddr_storage k_peer;	/* the client of the pair end_pair() ends ... */
@@ -735,9 +737,7 @@ void keeper_run(const struct keeper_env *env)
 	    ws_add(env->ke_back_fd, TAG_BACK, 0) == -1 ||
 	    ws_add(env->ke_alive_fd, TAG_ALIVE, WANT_IN) == -1)
 		fatal("keeper: the wait set");
-	atomic_store_explicit(&k.k_slot->sl_sb.sb_pid, (int32_t)getpid(), memory_order_relaxed);
-	atomic_store_explicit(&k.k_slot->sl_sb.sb_heartbeat, clock_mono_ns(), memory_order_relaxed);
-	atomic_store_explicit(&k.k_slot->sl_sb.sb_state, WORKER_IDLE, memory_order_relaxed);
+	score_hello(k.k_slot, (int32_t)getpid(), WORKER_IDLE, clock_mono_ns());
 	next_tick = 0;
 
 	for (;;) {
@@ -745,10 +745,9 @@ void keeper_run(const struct keeper_env *env)
 		if (now >= next_tick || keeper_quit) {
 			flush_queue(now);
 			sweep(now);
-			atomic_store_explicit(&k.k_slot->sl_sb.sb_heartbeat, now, memory_order_relaxed);
-			atomic_store_explicit(&k.k_slot->sl_sb.sb_state,
-			    keeper_quit ? WORKER_LEAVING : k.k_n ? WORKER_BUSY : WORKER_IDLE,
-			    memory_order_relaxed);
+			score_beat(k.k_slot, now);
+			score_set_state(k.k_slot,
+			    keeper_quit ? WORKER_LEAVING : k.k_n ? WORKER_BUSY : WORKER_IDLE);
 			next_tick = now + TICK_MS * NS_PER_MS;
 		}
 		if (keeper_quit && k.k_n == 0)

@@ -446,8 +446,7 @@ static void processes(struct proc_sum *ps)
 
 		proc_add(getpid(), ps);
 		for (i = 0; i < agg.ag_nslots; i++) {
-			int32_t pid = atomic_load_explicit(&shm_stats_slot(agg.ag_shm, i)->sl_sb.sb_pid,
-			    memory_order_relaxed);
+			int32_t pid = score_pid(shm_stats_slot(agg.ag_shm, i));
 
 			if (pid > 0)
 				proc_add(pid, ps);
@@ -766,24 +765,20 @@ void metrics_render_stats(struct buf *b)
 	buf_printf(b, ",\"workers\":{\"live\":%u,\"busy\":%u,\"idle\":%u,\"slots\":[", pv.pv_live,
 	    pv.pv_state[WORKER_BUSY], pv.pv_state[WORKER_IDLE]);
 	for (i = 0, k = 0; i < agg.ag_nslots; i++) {
-		const struct shm_scoreboard *sb = &shm_stats_slot(agg.ag_shm, i)->sl_sb;
-		unsigned st = atomic_load_explicit(&sb->sb_state, memory_order_relaxed);
-		int64_t cs = atomic_load_explicit(&sb->sb_conn_start, memory_order_relaxed);
-		int64_t rs = atomic_load_explicit(&sb->sb_req_start, memory_order_relaxed);
-		int64_t hb = atomic_load_explicit(&sb->sb_heartbeat, memory_order_relaxed);
+		struct score_row r;
 
-		if (st == WORKER_FREE || st >= WORKER_STATE_MAX)
+		score_read(shm_stats_slot(agg.ag_shm, i), &r);
+		if (r.sr_state == WORKER_FREE)
 			continue;
 		buf_printf(b, "%s{\"slot\":%u,\"role\":\"%s\",\"pid\":%d,\"state\":\"%s\",\"generation\":%u,"
 		    "\"conns\":%llu,\"requests\":%llu,\"conn_s\":%.3f,\"request_s\":%.3f,"
 		    "\"heartbeat_s\":%.3f}", k++ ? "," : "", i,
 		    i == agg.ag_shm->sh_keeper_slot ? "keeper" : "worker",
-		    (int)atomic_load_explicit(&sb->sb_pid, memory_order_relaxed), worker_state_names[st],
-		    atomic_load_explicit(&sb->sb_generation, memory_order_relaxed),
-		    (unsigned long long)atomic_load_explicit(&sb->sb_conns, memory_order_relaxed),
-		    (unsigned long long)atomic_load_explicit(&sb->sb_requests, memory_order_relaxed),
-		    cs > 0 ? (double)(now - cs) / 1e9 : 0.0, rs > 0 ? (double)(now - rs) / 1e9 : 0.0,
-		    (double)(now - hb) / 1e9);
+		    (int)r.sr_pid, worker_state_names[r.sr_state], r.sr_generation,
+		    (unsigned long long)r.sr_conns, (unsigned long long)r.sr_requests,
+		    r.sr_conn_start > 0 ? (double)(now - r.sr_conn_start) / 1e9 : 0.0,
+		    r.sr_req_start > 0 ? (double)(now - r.sr_req_start) / 1e9 : 0.0,
+		    (double)(now - r.sr_heartbeat) / 1e9);
 	}
 	buf_append(b, "]}", 2);
 

@@ -34,7 +34,8 @@
 #define PIPE_SIZE (1024 * 1024)	/* asked for; the kernel may give less */
 #endif
 
-#define READ_TIMED_OUT (-1)	/* read_dir(wait): the tick passed with nothing to read */
+/* Not a close reason: read_dir(wait) found nothing to read within the tick. */
+#define READ_TIMED_OUT ((enum close_reason)(CLOSE_MAX + 1))
 
 /* Errors that mean "the peer is gone", as opposed to our own failure. */
 static int peer_gone(int err)
@@ -125,27 +126,28 @@ static int flush_dir(struct relay *rl, int d)
 }
 
 /* What a read of the source of direction d returned: n bytes (already handed on), 0 for
- * the end of the stream, -1 with errno.  Returns 0, a close reason + 1, or READ_TIMED_OUT. */
-static int after_read(struct relay *rl, int d, ssize_t n, int wait, int64_t now)
+ * the end of the stream, -1 with errno.  Returns CLOSE_NONE to go on, why to stop, or
+ * READ_TIMED_OUT. */
+static enum close_reason after_read(struct relay *rl, int d, ssize_t n, int wait, int64_t now)
 {
 	struct relay_dir *rd = &rl->rl_dir[d];
-	int stop;
+	enum close_reason stop;
 
 	if (n > 0)
-		return flush_dir(rl, d) == -1 ? (int)side_error(!d) + 1 : 0;
+		return flush_dir(rl, d) == -1 ? side_error(!d) : CLOSE_NONE;
 	if (n == 0) {
 		rd->rd_eof = 1;
 		if (rl->rl_first_eof < 0)
 			rl->rl_first_eof = d;
 		stop = rl->rl_ops->ro_eof(rl->rl_ctx, d, now);
-		if (stop)
+		if (stop != CLOSE_NONE)
 			return stop;
 		flush_dir(rl, d);	/* nothing pending: just passes the half-close on */
-		return 0;
+		return CLOSE_NONE;
 	}
 	if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
-		return wait ? READ_TIMED_OUT : 0;
-	return (int)(peer_gone(errno) ? side_error(d) : CLOSE_ERROR) + 1;
+		return wait ? READ_TIMED_OUT : CLOSE_NONE;
+	return peer_gone(errno) ? side_error(d) : CLOSE_ERROR;
 }
 
 #if defined(HAVE_SPLICE)
@@ -164,13 +166,13 @@ static int pipe_of(struct relay_dir *rd)
 #endif
 
 /* Read once from the source of direction d, at most unseen bytes without looking at them;
- * wait: block until data or the socket's tick.  Returns 0, a close reason + 1, or
- * READ_TIMED_OUT. */
-static int read_dir(struct relay *rl, int d, int64_t now, int wait, uint64_t unseen)
+ * wait: block until data or the socket's tick.  Returns as after_read(). */
+static enum close_reason read_dir(struct relay *rl, int d, int64_t now, int wait,
+    uint64_t unseen)
 {
 	struct relay_dir *rd = &rl->rl_dir[d];
+	enum close_reason stop, after;
 	ssize_t n;
-	int stop;
 
 #if defined(HAVE_SPLICE)
 	/* Worth a pipe only for a body larger than a buffer.  The pipe is empty here; the
@@ -194,8 +196,8 @@ static int read_dir(struct relay *rl, int d, int64_t now, int wait, uint64_t uns
 		rd->rd_off = 0;
 		rd->rd_len = (size_t)n;
 		stop = rl->rl_ops->ro_data(rl->rl_ctx, d, rd->rd_buf, (size_t)n, now);
-		n = after_read(rl, d, n, wait, now);
-		return stop ? stop : (int)n;
+		after = after_read(rl, d, n, wait, now);
+		return stop != CLOSE_NONE ? stop : after;
 	}
 	return after_read(rl, d, n, wait, now);
 }
@@ -234,8 +236,9 @@ enum close_reason relay_pump(struct relay *rl)
 {
 	struct relay_plan plan;
 	struct pollfd pfd[3];
+	enum close_reason stop;
 	int64_t now;
-	int d, stop, rc, nfds, polled = 1;
+	int d, rc, nfds, polled = 1;
 
 	for (;;) {
 		if (rl->rl_dir[0].rd_shut && rl->rl_dir[1].rd_shut)
@@ -246,8 +249,8 @@ enum close_reason relay_pump(struct relay *rl)
 		plan.rp_expect = -1;
 		plan.rp_unseen[0] = plan.rp_unseen[1] = 0;
 		stop = rl->rl_ops->ro_check(rl->rl_ctx, now, &plan);
-		if (stop)
-			return (enum close_reason)(stop - 1);
+		if (stop != CLOSE_NONE)
+			return stop;
 
 		/* Who speaks next is known, nothing waits to be written, and no deadline falls
 		 * within the read's tick (that socket's SO_RCVTIMEO): read that side without a poll.  A read that waited a
@@ -262,8 +265,8 @@ enum close_reason relay_pump(struct relay *rl)
 				polled = 0;
 				continue;
 			}
-			if (stop)
-				return (enum close_reason)(stop - 1);
+			if (stop != CLOSE_NONE)
+				return stop;
 			continue;
 		}
 		polled = 1;
@@ -307,8 +310,8 @@ enum close_reason relay_pump(struct relay *rl)
 					return peer_gone(errno) ? side_error(!d) : CLOSE_ERROR;
 			} else if (!dir_pending(rd) && !rd->rd_eof && (in & (POLLIN | POLLERR | POLLHUP))) {
 				stop = read_dir(rl, d, now, 0, plan.rp_unseen[d]);
-				if (stop)
-					return (enum close_reason)(stop - 1);
+				if (stop != CLOSE_NONE)
+					return stop;
 			}
 		}
 	}

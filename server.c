@@ -180,33 +180,20 @@ static void setup_signals(void)
 
 /* ---- workers: fork, reap, signal ------------------------------------------------------ */
 
-static struct shm_scoreboard *sb_of(unsigned i)
+static struct shm_slot *slot_at(unsigned i)
 {
-	return &shm_stats_slot(m.m_shm, i)->sl_sb;
-}
-
-static unsigned sb_state(unsigned i)
-{
-	return atomic_load_explicit(&sb_of(i)->sb_state, memory_order_relaxed);
+	return shm_stats_slot(m.m_shm, i);
 }
 
 /* Fork a child into slot i: a worker, or the keeper.  0, or -1 if fork failed. */
 static int fork_into(unsigned i, int64_t now)
 {
-	struct shm_scoreboard *sb;
 	struct worker_env env;
 	struct keeper_env kenv;
 	sigset_t all, old;
 	pid_t pid;
 
-	sb = sb_of(i);
-	atomic_store_explicit(&sb->sb_pid, 0, memory_order_relaxed);
-	atomic_store_explicit(&sb->sb_generation, m.m_gen, memory_order_relaxed);
-	atomic_store_explicit(&sb->sb_heartbeat, now, memory_order_relaxed);
-	atomic_store_explicit(&sb->sb_last_busy, now, memory_order_relaxed);
-	atomic_store_explicit(&sb->sb_conn_start, 0, memory_order_relaxed);
-	atomic_store_explicit(&sb->sb_req_start, 0, memory_order_relaxed);
-	atomic_store_explicit(&sb->sb_state, WORKER_STARTING, memory_order_release);
+	score_prepare(slot_at(i), m.m_gen, now);
 	aggregate_use_slot(i);
 
 	env.we_listen_fd = m.m_listen_fd;
@@ -247,7 +234,7 @@ static int fork_into(unsigned i, int64_t now)
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (pid == -1) {
 		log_warn("fork");
-		atomic_store_explicit(&sb->sb_state, WORKER_FREE, memory_order_relaxed);
+		score_clear(slot_at(i));
 		return -1;
 	}
 	memset(&m.m_slots[i], 0, sizeof(m.m_slots[i]));
@@ -336,7 +323,8 @@ static void keeper_reaped(int status, const char *how, int64_t now)
  * its slot. */
 static void reaped(pid_t pid, int status, int64_t now)
 {
-	unsigned i = slot_of(pid), st;
+	unsigned i = slot_of(pid);
+	enum worker_state st;
 	struct master_slot *ms;
 	struct shm_slot *sl;
 	char how[64];
@@ -346,7 +334,7 @@ static void reaped(pid_t pid, int status, int64_t now)
 		return;		/* an orphan we inherited as PID 1 */
 	ms = &m.m_slots[i];
 	sl = shm_stats_slot(m.m_shm, i);
-	st = sb_state(i);
+	st = score_state(sl);
 	ready = ms->ms_ready || st == WORKER_IDLE || st == WORKER_BUSY || st == WORKER_LEAVING;
 	if (WIFEXITED(status))
 		snprintf(how, sizeof(how), "exited with status %d", WEXITSTATUS(status));
@@ -372,12 +360,9 @@ static void reaped(pid_t pid, int status, int64_t now)
 	}
 	/* The slot has no writer now: the master may close the books of a connection the
 	 * worker took down with it. */
-	if (atomic_load_explicit(&sl->sl_sb.sb_conn_start, memory_order_relaxed) != 0)
+	if (score_conn_start(sl) != 0)
 		shm_stats_add(sl, CTR_CLOSE + CLOSE_ABORTED, 1);
-	atomic_store_explicit(&sl->sl_sb.sb_conn_start, 0, memory_order_relaxed);
-	atomic_store_explicit(&sl->sl_sb.sb_req_start, 0, memory_order_relaxed);
-	atomic_store_explicit(&sl->sl_sb.sb_pid, 0, memory_order_relaxed);
-	atomic_store_explicit(&sl->sl_sb.sb_state, WORKER_FREE, memory_order_relaxed);
+	score_clear(sl);
 	ms->ms_pid = 0;
 }
 
@@ -459,14 +444,15 @@ static void pool(int64_t now)
 
 	for (i = 0; i < m.m_nslots; i++) {
 		struct master_slot *ms = &m.m_slots[i];
-		struct shm_scoreboard *sb = sb_of(i);
-		unsigned st;
+		struct score_row row;
+		enum worker_state st;
 		int64_t hb;
 
 		if (ms->ms_pid == 0)
 			continue;
-		st = sb_state(i);
-		hb = atomic_load_explicit(&sb->sb_heartbeat, memory_order_relaxed);
+		score_read(slot_at(i), &row);
+		st = row.sr_state;
+		hb = row.sr_heartbeat;
 		if (!ms->ms_killed && !ms->ms_foreign && now - hb > hb_limit) {
 			log_warnx("%s %u (pid %ld) silent for %.1fs: killing it",
 			    i == m.m_keeper ? "keeper" : "worker", i, (long)ms->ms_pid,
@@ -501,8 +487,7 @@ static void pool(int64_t now)
 		idle += st == WORKER_IDLE;
 		/* Busy with one connection for RAMP_AFTER_MS already: tied up (a slow
 		 * application, a client that keeps it), not churning through short ones. */
-		tied += st == WORKER_BUSY && now - atomic_load_explicit(&sb->sb_last_busy,
-		    memory_order_relaxed) >= RAMP_AFTER_MS * NS_PER_MS;
+		tied += st == WORKER_BUSY && now - row.sr_last_busy >= RAMP_AFTER_MS * NS_PER_MS;
 	}
 
 	/* No worker idle while connections wait: workers hand idle connections to the keeper
@@ -521,12 +506,13 @@ static void pool(int64_t now)
 	 * TTOU). */
 	for (i = 0; i < m.m_nslots && cur > m.m_target && idle > 0; i++) {
 		struct master_slot *ms = &m.m_slots[i];
+		struct score_row row;
 
-		if (ms->ms_pid == 0 || ms->ms_leaving || ms->ms_gen != m.m_gen ||
-		    sb_state(i) != WORKER_IDLE || i == m.m_keeper)
+		if (ms->ms_pid == 0 || ms->ms_leaving || ms->ms_gen != m.m_gen || i == m.m_keeper)
 			continue;
-		if (m.m_shrink_now == 0 &&
-		    now - atomic_load_explicit(&sb_of(i)->sb_last_busy, memory_order_relaxed) < idle_limit)
+		score_read(slot_at(i), &row);
+		if (row.sr_state != WORKER_IDLE ||
+		    (m.m_shrink_now == 0 && now - row.sr_last_busy < idle_limit))
 			continue;
 		tell_to_leave(i, now);
 		if (m.m_shrink_now > 0)

@@ -74,21 +74,6 @@ static void on_quit(int sig)
 	worker_quit = 1;
 }
 
-static void set_state(enum worker_state st)
-{
-	atomic_store_explicit(&slot->sl_sb.sb_state, st, memory_order_relaxed);
-}
-
-static void heartbeat(int64_t now)
-{
-	atomic_store_explicit(&slot->sl_sb.sb_heartbeat, now, memory_order_relaxed);
-}
-
-static void sb_add(_Atomic uint64_t *field)
-{
-	atomic_store_explicit(field, atomic_load_explicit(field, memory_order_relaxed) + 1,
-	    memory_order_relaxed);
-}
 
 /* The master's pipe is closed only when the master is gone. */
 static int master_gone(int timeout_ms)
@@ -149,22 +134,6 @@ static unsigned log_wants(struct conn *c)
 	return w;
 }
 
-/* What the scoreboard says while this worker holds a connection: since when it is here
- * (sb_last_busy: how long this stay has tied the worker up, which the master's pool reads)
- * and when it was accepted. */
-static void sb_conn_taken(const struct conn *c, int64_t now)
-{
-	atomic_store_explicit(&slot->sl_sb.sb_last_busy, now, memory_order_relaxed);
-	atomic_store_explicit(&slot->sl_sb.sb_conn_start, c->cn_accepted, memory_order_relaxed);
-}
-
-/* What the scoreboard says once this worker holds no connection. */
-static void sb_conn_over(int64_t now)
-{
-	atomic_store_explicit(&slot->sl_sb.sb_last_busy, now, memory_order_relaxed);
-	atomic_store_explicit(&slot->sl_sb.sb_req_start, 0, memory_order_relaxed);
-	atomic_store_explicit(&slot->sl_sb.sb_conn_start, 0, memory_order_relaxed);
-}
 
 static void conn_close(struct conn *c, enum close_reason why)
 {
@@ -188,8 +157,8 @@ static void conn_close(struct conn *c, enum close_reason why)
 	if (wants)
 		account_log_conn(slot, wants, &cb, why, now, peer_of(c), c->cn_opaque);
 	account_conn_end(slot, &cb, why, now);
-	sb_add(&slot->sl_sb.sb_conns);
-	sb_conn_over(now);
+	score_count_conn(slot);
+	score_conn_over(slot, now);
 }
 
 /* ---- what the observer reports --------------------------------------------------------- */
@@ -214,7 +183,7 @@ static void obs_exchange(void *ctx, const struct obs_exchange *ex, int why)
 	/* The next request's strings are kept while someone wants lines (a tap client may
 	 * have come or gone since this connection began). */
 	observer_capture(&c->cn_obs, wants != 0);
-	sb_add(&slot->sl_sb.sb_requests);
+	score_count_request(slot);
 	c->cn_requests++;
 }
 
@@ -250,14 +219,18 @@ static void moved(struct conn *c, int dir, size_t n, int64_t now)
 	}
 }
 
-static int on_data(void *ctx, int dir, const char *p, size_t n, int64_t now)
+/* The relay's directions are handed to the observer as its sides, unchanged. */
+_Static_assert(RELAY_C2U == OBS_REQ && RELAY_U2C == OBS_RESP,
+    "the relay's directions and the observer's sides are the same numbers");
+
+static enum close_reason on_data(void *ctx, int dir, const char *p, size_t n, int64_t now)
 {
 	struct conn *c = ctx;
 
 	moved(c, dir, n, now);
 	if (cfg.cf_mode == MODE_HTTP)
 		observer_feed(&c->cn_obs, dir, p, n, now);
-	return 0;
+	return CLOSE_NONE;
 }
 
 static void on_unseen(void *ctx, int dir, size_t n, int64_t now)
@@ -273,21 +246,21 @@ static void on_unseen(void *ctx, int dir, size_t n, int64_t now)
  * stop here.  If it never sent a byte on this connection the client gets a 502 (serve());
  * otherwise the close reaches the client after the application's last byte and nothing
  * else, and the requests are reported as cut short (a client retries them). */
-static int on_eof(void *ctx, int dir, int64_t now)
+static enum close_reason on_eof(void *ctx, int dir, int64_t now)
 {
 	struct conn *c = ctx;
 	struct obs_status st;
 
 	c->cn_last_io = now;
 	if (cfg.cf_mode != MODE_HTTP)
-		return 0;
+		return CLOSE_NONE;
 	observer_eof(&c->cn_obs, dir, now);
 	if (dir == RELAY_U2C) {
 		observer_status(&c->cn_obs, &st);
 		if (st.st_answerable || (st.st_mode == OBS_HTTP && st.st_oldest))
-			return CLOSE_UPSTREAM_CLOSED + 1;
+			return CLOSE_UPSTREAM_CLOSED;
 	}
-	return 0;
+	return CLOSE_NONE;
 }
 
 /* Keep the earliest deadline; say whether it has passed. */
@@ -299,14 +272,14 @@ static int due(int64_t at, int64_t now, int64_t *deadline)
 }
 
 /* Bytes nobody needs to see move by splice (tcp mode, tunnels, opaque connections). */
-static int tcp_check(const struct conn *c, int64_t now, struct relay_plan *plan)
+static enum close_reason tcp_check(const struct conn *c, int64_t now, struct relay_plan *plan)
 {
 	plan->rp_unseen[RELAY_C2U] = plan->rp_unseen[RELAY_U2C] = RELAY_ALL;
 	/* A leaving worker in tcp mode finishes the connection it has: the master's drain
 	 * timeout bounds how long that may take. */
 	if (due(c->cn_last_io + cfg.cf_idle_ms * NS_PER_MS, now, &plan->rp_deadline))
-		return CLOSE_IDLE_TIMEOUT + 1;
-	return 0;
+		return CLOSE_IDLE_TIMEOUT;
+	return CLOSE_NONE;
 }
 
 /* May this connection go to the keeper now?  Only in http mode with a keeper that runs and
@@ -321,8 +294,7 @@ static int may_park(struct conn *c, int64_t now)
 	    !relay_quiet(&c->cn_relay) || !observer_parkable(&c->cn_obs))
 		return 0;
 	ks = shm_stats_slot(wenv->we_shm, wenv->we_shm->sh_keeper_slot);
-	if (atomic_load_explicit(&ks->sl_sb.sb_pid, memory_order_relaxed) > 0 &&
-	    atomic_load_explicit(&ks->sl_sb.sb_state, memory_order_relaxed) != WORKER_LEAVING &&
+	if (score_pid(ks) > 0 && score_state(ks) != WORKER_LEAVING &&
 	    atomic_load_explicit(&wenv->we_shm->sh_held, memory_order_relaxed) <
 	    wenv->we_shm->sh_max_parked)
 		return 1;
@@ -379,7 +351,7 @@ static int head_crowded(struct conn *c)
 
 /* Which clock runs depends on where the exchange stands; so does who speaks next, and how
  * much of a body may pass unseen. */
-static int http_check(struct conn *c, int64_t now, struct relay_plan *plan)
+static enum close_reason http_check(struct conn *c, int64_t now, struct relay_plan *plan)
 {
 	int64_t *deadline = &plan->rp_deadline;
 	struct obs_status st;
@@ -396,12 +368,12 @@ static int http_check(struct conn *c, int64_t now, struct relay_plan *plan)
 		plan->rp_expect = RELAY_U2C;
 	plan->rp_unseen[RELAY_C2U] = observer_unseen(&c->cn_obs, OBS_REQ);
 	plan->rp_unseen[RELAY_U2C] = observer_unseen(&c->cn_obs, OBS_RESP);
-	atomic_store_explicit(&slot->sl_sb.sb_req_start, st.st_oldest, memory_order_relaxed);
+	score_request(slot, st.st_oldest);
 	switch (st.st_mode) {
 	case OBS_TUNNEL:
 		if (due(c->cn_last_io + cfg.cf_tunnel_ms * NS_PER_MS, now, deadline))
-			return CLOSE_TUNNEL_TIMEOUT + 1;
-		return 0;
+			return CLOSE_TUNNEL_TIMEOUT;
+		return CLOSE_NONE;
 	case OBS_OPAQUE:
 		return tcp_check(c, now, plan);
 	case OBS_HTTP:
@@ -411,59 +383,59 @@ static int http_check(struct conn *c, int64_t now, struct relay_plan *plan)
 		/* Between requests: a leaving worker closes here, and only here; a client that
 		 * has just connected is owed its first exchange. */
 		if (worker_quit && c->cn_obs.ob_requests > 0)
-			return CLOSE_SHUTDOWN + 1;
+			return CLOSE_SHUTDOWN;
 		if (c->cn_obs.ob_requests == 0) {
 			if (due(c->cn_accepted + cfg.cf_header_ms * NS_PER_MS, now, deadline))
-				return CLOSE_HEADER_TIMEOUT + 1;
+				return CLOSE_HEADER_TIMEOUT;
 		} else if (due(c->cn_last_io + cfg.cf_keepalive_ms * NS_PER_MS, now, deadline)) {
-			return CLOSE_KEEPALIVE_TIMEOUT + 1;
+			return CLOSE_KEEPALIVE_TIMEOUT;
 		}
 		/* Nothing said for --park-after: the keeper waits for it.  No deadline is set
 		 * for this: the client socket's SO_RCVTIMEO is --park-after, so the relay's
 		 * blocking read of it comes back then at no cost to the hot path. */
 		if ((now - c->cn_last_io >= cfg.cf_park_after_ms * NS_PER_MS || hurry() ||
 		    idle_crowded(c)) && may_park(c, now))
-			return RELAY_HANDOFF + 1;
-		return 0;
+			return RELAY_HANDOFF;
+		return CLOSE_NONE;
 	}
 	if (st.st_head_since &&
 	    due((c->cn_obs.ob_requests == 1 ? c->cn_accepted : st.st_head_since) +
 		cfg.cf_header_ms * NS_PER_MS, now, deadline))
-		return CLOSE_HEADER_TIMEOUT + 1;
+		return CLOSE_HEADER_TIMEOUT;
 	/* On the way out a slow client may not hold the drain for the whole --header-timeout:
 	 * a head in progress has DRAIN_HEAD_MS to finish (then it is answered as any request
 	 * would be), or is closed then, counted as a header timeout. */
 	if (st.st_head_since && worker_quit && due(quit_seen + DRAIN_HEAD_MS * NS_PER_MS, now, deadline))
-		return CLOSE_HEADER_TIMEOUT + 1;
+		return CLOSE_HEADER_TIMEOUT;
 	/* A request head that stalled waits in the keeper too, where 1000 of them cost no
 	 * worker; --header-timeout still cuts it there. */
 	if (st.st_head_since && !st.st_in_body && wenv->we_keeper) {
 		int64_t quiet_at = c->cn_last_in + cfg.cf_park_after_ms * NS_PER_MS;
 
 		if ((now >= quiet_at || hurry() || head_crowded(c)) && may_park(c, now))
-			return RELAY_HANDOFF + 1;
+			return RELAY_HANDOFF;
 		if (now < quiet_at)
 			due(quiet_at, now, deadline);
 	}
 	/* A body that stops because the application does not read is not the client's fault. */
 	if (st.st_in_body && !relay_pending(&c->cn_relay, RELAY_C2U) &&
 	    due(c->cn_last_in + cfg.cf_body_ms * NS_PER_MS, now, deadline))
-		return CLOSE_BODY_TIMEOUT + 1;
+		return CLOSE_BODY_TIMEOUT;
 	if (st.st_wait_since &&
 	    due(st.st_wait_since + cfg.cf_response_ms * NS_PER_MS, now, deadline))
-		return CLOSE_RESPONSE_TIMEOUT + 1;
+		return CLOSE_RESPONSE_TIMEOUT;
 	if (!st.st_wait_since && due(c->cn_last_io + cfg.cf_idle_ms * NS_PER_MS, now, deadline))
-		return CLOSE_IDLE_TIMEOUT + 1;
-	return 0;
+		return CLOSE_IDLE_TIMEOUT;
+	return CLOSE_NONE;
 }
 
-static int on_check(void *ctx, int64_t now, struct relay_plan *plan)
+static enum close_reason on_check(void *ctx, int64_t now, struct relay_plan *plan)
 {
 	struct conn *c = ctx;
 
-	heartbeat(now);
+	score_beat(slot, now);
 	if (worker_quit) {
-		set_state(WORKER_LEAVING);
+		score_set_state(slot, WORKER_LEAVING);
 		if (quit_seen == 0)
 			quit_seen = now;
 	}
@@ -602,7 +574,7 @@ static int park(struct conn *c, int64_t now)
 	close(c->cn_fd[RELAY_UPSTREAM]);
 	c->cn_fd[0] = c->cn_fd[1] = -1;
 	shm_stats_add(slot, CTR_PARKS, 1);
-	sb_conn_over(now);
+	score_conn_over(slot, now);
 	return 0;
 }
 
@@ -669,7 +641,7 @@ static enum close_reason serve(int cfd)
 		observer_init(&c->cn_obs, &obs_ops, c);
 		observer_capture(&c->cn_obs, account_log_wants(wenv->we_shm) != 0);
 	}
-	sb_conn_taken(c, c->cn_accepted);
+	score_conn_taken(slot, c->cn_accepted, c->cn_accepted);
 #if !defined(__linux__)
 	/* On Linux the accepted socket has these from the listen socket already. */
 	net_set_nodelay(cfd);
@@ -714,7 +686,7 @@ static enum close_reason resume(const struct park_msg *pm, int cfd, int ufd)
 	c->cn_requests = c->cn_stay_from = cb->cb_requests;
 	c->cn_relay.rl_bytes[RELAY_C2U] = cb->cb_bytes[0];
 	c->cn_relay.rl_bytes[RELAY_U2C] = cb->cb_bytes[1];
-	sb_conn_taken(c, clock_mono_ns());
+	score_conn_taken(slot, c->cn_accepted, clock_mono_ns());
 	if (observer_restore(&c->cn_obs, &obs_ops, c, &pm->pk_obs, pm->pk_line, pm->pk_linelen,
 	    route) == -1) {
 		log_warnx("a parked connection came back with a state it cannot have: closed");
@@ -839,7 +811,7 @@ static int take_back(enum close_reason *why)
 		shm_stats_add(slot, CTR_CLOSE + CLOSE_ERROR, 1);
 		return 0;
 	}
-	set_state(WORKER_BUSY);
+	score_set_state(slot, WORKER_BUSY);
 	*why = resume(&pm, cfd, ufd);
 	return 1;
 }
@@ -881,17 +853,13 @@ void worker_run(const struct worker_env *env)
 	shm_stats_attach(slot);
 	route_attach(slot, cfg.cf_max_routes);
 
-	atomic_store_explicit(&slot->sl_sb.sb_conns, 0, memory_order_relaxed);
-	atomic_store_explicit(&slot->sl_sb.sb_requests, 0, memory_order_relaxed);
-	atomic_store_explicit(&slot->sl_sb.sb_pid, (int32_t)getpid(), memory_order_relaxed);
-	heartbeat(clock_mono_ns());
-	set_state(WORKER_IDLE);
+	score_hello(slot, (int32_t)getpid(), WORKER_IDLE, clock_mono_ns());
 
 	wait_init();
 	while (!worker_quit) {
 		unsigned ready = wait_work();
 
-		heartbeat(clock_mono_ns());
+		score_beat(slot, clock_mono_ns());
 		if (ready & READY_MASTER_GONE)
 			goto master_died;
 		/* A client handed back has waited already: it goes first. */
@@ -899,18 +867,18 @@ void worker_run(const struct worker_env *env)
 			if (why == CLOSE_ABORTED)
 				goto master_died;
 			if (!worker_quit)
-				set_state(WORKER_IDLE);
+				score_set_state(slot, WORKER_IDLE);
 			continue;
 		}
 		if (!(ready & READY_ACCEPT))
 			continue;
 		fd = accept_one(lfd, &conn.cn_peer);
 		if (fd >= 0) {
-			set_state(WORKER_BUSY);
+			score_set_state(slot, WORKER_BUSY);
 			if (serve(fd) == CLOSE_ABORTED)
 				goto master_died;
 			if (!worker_quit)
-				set_state(WORKER_IDLE);
+				score_set_state(slot, WORKER_IDLE);
 			continue;
 		}
 		switch (errno) {
@@ -939,7 +907,7 @@ void worker_run(const struct worker_env *env)
 			continue;
 		}
 	}
-	set_state(WORKER_LEAVING);
+	score_set_state(slot, WORKER_LEAVING);
 	/* The keeper leaves before the workers at a stop, handing back what is in a request
 	 * head: those are owed their exchange, as a connection this worker had would be. */
 	while (wenv->we_keeper && take_back(&why))

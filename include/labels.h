@@ -77,7 +77,8 @@
 #define X_ENUM_METHOD(id) METHOD_##id,
 #define X_ENUM_WORKER(id, text) WORKER_##id,
 
-enum close_reason { CLOSE_REASONS(X_ENUM_CLOSE) CLOSE_MAX };
+/* CLOSE_NONE: no reason (yet): what a relay policy answers to go on. */
+enum close_reason { CLOSE_NONE = -1, CLOSE_REASONS(X_ENUM_CLOSE) CLOSE_MAX };
 enum opaque_reason { OPAQUE_NONE = -1, OPAQUE_REASONS(X_ENUM_OPAQUE) OPAQUE_MAX };
 enum upstream_error { UPSTREAM_ERRORS(X_ENUM_UPSTREAM) UPSTREAM_MAX };
 enum incomplete_reason { INCOMPLETE_REASONS(X_ENUM_INCOMPLETE) INCOMPLETE_MAX };

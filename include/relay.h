@@ -18,7 +18,7 @@
 #define RELAY_TICK_MS 1000	/* the longest wait without a check */
 #define RELAY_ALL UINT64_MAX	/* rp_unseen: every byte to the end of the stream */
 /* What relay_pump() returns when the policy let go of the pair (ro_check returned
- * RELAY_HANDOFF + 1): both sockets open, nothing read that is not written on, no end of
+ * RELAY_HANDOFF): both sockets open, nothing read that is not written on, no end of
  * stream seen.  Not a close reason: the connection goes on elsewhere. */
 #define RELAY_HANDOFF ((enum close_reason)CLOSE_MAX)
 
@@ -40,16 +40,16 @@ struct relay_plan {
 /* What the caller decides.  All callbacks get the current CLOCK_MONOTONIC time. */
 struct relay_ops {
 	/* A chunk just read in direction dir, before it is written on.  The bytes are
-	 * read-only.  Returns 0 to go on, or a close reason + 1 to stop after writing it. */
-	int (*ro_data)(void *ctx, int dir, const char *p, size_t n, int64_t now);
+	 * read-only.  Returns CLOSE_NONE to go on, or why to stop after writing it. */
+	enum close_reason (*ro_data)(void *ctx, int dir, const char *p, size_t n, int64_t now);
 	/* n bytes moved in direction dir without ro_data seeing them (within rp_unseen). */
 	void (*ro_unseen)(void *ctx, int dir, size_t n, int64_t now);
-	/* End of stream read in direction dir, before the half-close is passed on.  Returns 0
-	 * to pass it on and go on, or a close reason + 1 to stop without passing it on. */
-	int (*ro_eof)(void *ctx, int dir, int64_t now);
-	/* Before every wait: 0 to go on, with the plan filled in; or a close reason + 1 to
-	 * stop now. */
-	int (*ro_check)(void *ctx, int64_t now, struct relay_plan *plan);
+	/* End of stream read in direction dir, before the half-close is passed on.  Returns
+	 * CLOSE_NONE to pass it on and go on, or why to stop without passing it on. */
+	enum close_reason (*ro_eof)(void *ctx, int dir, int64_t now);
+	/* Before every wait: CLOSE_NONE to go on, with the plan filled in; or why to stop now
+	 * (RELAY_HANDOFF included). */
+	enum close_reason (*ro_check)(void *ctx, int64_t now, struct relay_plan *plan);
 };
 
 struct relay_dir {

@@ -231,6 +231,141 @@ static inline uint64_t shm_stats_get(const struct shm_slot *sl, enum shm_counter
 	return atomic_load_explicit(&sl->sl_ctr[c], memory_order_relaxed);
 }
 
+/* ---- the scoreboard: a slot's row ----
+ *
+ * The occupant writes its row (and the master, when it forks into the slot or finds it
+ * empty); the master, the metrics port and the keeper's neighbours read it.  Every field
+ * stands alone: a gauge for people and for the master's decisions, never a flag that
+ * publishes other memory (records travel through the rings, with acquire and release).  So
+ * one memory order serves every access, chosen here and nowhere else: relaxed.  A row read
+ * whole may mix two moments a few nanoseconds apart; nothing reads it as one. */
+#define SCORE_ORDER memory_order_relaxed
+
+struct score_row {
+	int32_t sr_pid;			/* 0: none */
+	enum worker_state sr_state;
+	unsigned sr_generation;
+	int64_t sr_last_busy, sr_heartbeat, sr_conn_start, sr_req_start;
+	uint64_t sr_conns, sr_requests;
+};
+
+static inline void score_read(const struct shm_slot *sl, struct score_row *r)
+{
+	const struct shm_scoreboard *sb = &sl->sl_sb;
+	unsigned st = atomic_load_explicit(&sb->sb_state, SCORE_ORDER);
+
+	r->sr_pid = atomic_load_explicit(&sb->sb_pid, SCORE_ORDER);
+	r->sr_state = st < WORKER_STATE_MAX ? (enum worker_state)st : WORKER_FREE;
+	r->sr_generation = atomic_load_explicit(&sb->sb_generation, SCORE_ORDER);
+	r->sr_last_busy = atomic_load_explicit(&sb->sb_last_busy, SCORE_ORDER);
+	r->sr_heartbeat = atomic_load_explicit(&sb->sb_heartbeat, SCORE_ORDER);
+	r->sr_conn_start = atomic_load_explicit(&sb->sb_conn_start, SCORE_ORDER);
+	r->sr_req_start = atomic_load_explicit(&sb->sb_req_start, SCORE_ORDER);
+	r->sr_conns = atomic_load_explicit(&sb->sb_conns, SCORE_ORDER);
+	r->sr_requests = atomic_load_explicit(&sb->sb_requests, SCORE_ORDER);
+}
+
+/* One field, for the readers that need only it. */
+static inline enum worker_state score_state(const struct shm_slot *sl)
+{
+	unsigned st = atomic_load_explicit(&sl->sl_sb.sb_state, SCORE_ORDER);
+
+	return st < WORKER_STATE_MAX ? (enum worker_state)st : WORKER_FREE;
+}
+
+static inline int32_t score_pid(const struct shm_slot *sl)
+{
+	return atomic_load_explicit(&sl->sl_sb.sb_pid, SCORE_ORDER);
+}
+
+static inline int64_t score_conn_start(const struct shm_slot *sl)
+{
+	return atomic_load_explicit(&sl->sl_sb.sb_conn_start, SCORE_ORDER);
+}
+
+/* The master, forking into the slot: a row for an occupant that is starting. */
+static inline void score_prepare(struct shm_slot *sl, unsigned generation, int64_t now)
+{
+	struct shm_scoreboard *sb = &sl->sl_sb;
+
+	atomic_store_explicit(&sb->sb_pid, 0, SCORE_ORDER);
+	atomic_store_explicit(&sb->sb_generation, generation, SCORE_ORDER);
+	atomic_store_explicit(&sb->sb_heartbeat, now, SCORE_ORDER);
+	atomic_store_explicit(&sb->sb_last_busy, now, SCORE_ORDER);
+	atomic_store_explicit(&sb->sb_conn_start, 0, SCORE_ORDER);
+	atomic_store_explicit(&sb->sb_req_start, 0, SCORE_ORDER);
+	atomic_store_explicit(&sb->sb_state, WORKER_STARTING, SCORE_ORDER);
+}
+
+/* The master, once the occupant is gone (or never came): an empty row. */
+static inline void score_clear(struct shm_slot *sl)
+{
+	struct shm_scoreboard *sb = &sl->sl_sb;
+
+	atomic_store_explicit(&sb->sb_conn_start, 0, SCORE_ORDER);
+	atomic_store_explicit(&sb->sb_req_start, 0, SCORE_ORDER);
+	atomic_store_explicit(&sb->sb_pid, 0, SCORE_ORDER);
+	atomic_store_explicit(&sb->sb_state, WORKER_FREE, SCORE_ORDER);
+}
+
+/* The occupant, once it is ready: its pid, its counts from zero, its first sign of life. */
+static inline void score_hello(struct shm_slot *sl, int32_t pid, enum worker_state st,
+    int64_t now)
+{
+	struct shm_scoreboard *sb = &sl->sl_sb;
+
+	atomic_store_explicit(&sb->sb_conns, 0, SCORE_ORDER);
+	atomic_store_explicit(&sb->sb_requests, 0, SCORE_ORDER);
+	atomic_store_explicit(&sb->sb_pid, pid, SCORE_ORDER);
+	atomic_store_explicit(&sb->sb_heartbeat, now, SCORE_ORDER);
+	atomic_store_explicit(&sb->sb_state, st, SCORE_ORDER);
+}
+
+static inline void score_set_state(struct shm_slot *sl, enum worker_state st)
+{
+	atomic_store_explicit(&sl->sl_sb.sb_state, st, SCORE_ORDER);
+}
+
+static inline void score_beat(struct shm_slot *sl, int64_t now)
+{
+	atomic_store_explicit(&sl->sl_sb.sb_heartbeat, now, SCORE_ORDER);
+}
+
+/* A connection taken at now (accepted at accepted), and let go at now: since when this
+ * stay has tied the worker up (the master's pool reads it) and what it holds. */
+static inline void score_conn_taken(struct shm_slot *sl, int64_t accepted, int64_t now)
+{
+	atomic_store_explicit(&sl->sl_sb.sb_last_busy, now, SCORE_ORDER);
+	atomic_store_explicit(&sl->sl_sb.sb_conn_start, accepted, SCORE_ORDER);
+}
+
+static inline void score_conn_over(struct shm_slot *sl, int64_t now)
+{
+	atomic_store_explicit(&sl->sl_sb.sb_last_busy, now, SCORE_ORDER);
+	atomic_store_explicit(&sl->sl_sb.sb_req_start, 0, SCORE_ORDER);
+	atomic_store_explicit(&sl->sl_sb.sb_conn_start, 0, SCORE_ORDER);
+}
+
+/* The oldest request in flight began at start (0: none). */
+static inline void score_request(struct shm_slot *sl, int64_t start)
+{
+	atomic_store_explicit(&sl->sl_sb.sb_req_start, start, SCORE_ORDER);
+}
+
+/* A connection ended here; a request was answered here (the occupant is their only writer:
+ * a load and a store, not a read-modify-write). */
+static inline void score_count_conn(struct shm_slot *sl)
+{
+	atomic_store_explicit(&sl->sl_sb.sb_conns,
+	    atomic_load_explicit(&sl->sl_sb.sb_conns, SCORE_ORDER) + 1, SCORE_ORDER);
+}
+
+static inline void score_count_request(struct shm_slot *sl)
+{
+	atomic_store_explicit(&sl->sl_sb.sb_requests,
+	    atomic_load_explicit(&sl->sl_sb.sb_requests, SCORE_ORDER) + 1, SCORE_ORDER);
+}
+
 /* ---- the worker, the slot's only writer ---- */
 
 /* Take over a slot: rebuild the private index of its request counts. */
