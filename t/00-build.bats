@@ -63,3 +63,34 @@ build_zip() {
 	assert_failure
 	assert_output --partial "error:"
 }
+
+@test "make test: the quick tier stops a run it fails; one file needs only what it uses" {
+	# a quick-tier file that fails, and one of the rest that must then not run
+	printf '@test "fails" { false; }\n' >"$BATS_TEST_TMPDIR/00-fails.bats"
+	printf '@test "runs" { touch "%s/ran"; }\n' "$BATS_TEST_TMPDIR" >"$BATS_TEST_TMPDIR/02-later.bats"
+	run "$ROOT/t/run-tests" --bin "$SM_BIN" --units "$SM_UNITS" \
+		"$BATS_TEST_TMPDIR/00-fails.bats" "$BATS_TEST_TMPDIR/02-later.bats"
+	assert_failure
+	assert_line "# the quick tier (build, command line, unit tests) failed: the rest is not run"
+	assert_line "0 passed, 1 failed"
+	run test -e "$BATS_TEST_TMPDIR/ran"
+	assert_failure	# the later file never ran
+	# without the browser, Prometheus, podman or tmux on PATH, t/01-cli.bats still runs: a
+	# PATH of everything on this one but them
+	local bin=$BATS_TEST_TMPDIR/bin d f
+	mkdir -p "$bin"
+	for d in ${PATH//:/ }; do
+		for f in "$d"/*; do
+			case ${f##*/} in chromium | prometheus | promtool | podman | tmux) continue ;; esac
+			if [[ -x $f && ! -e $bin/${f##*/} ]]; then ln -s "$f" "$bin/${f##*/}"; fi
+		done
+	done
+	run env PATH="$bin" "$ROOT/t/run-tests" --bin "$SM_BIN" --units "$SM_UNITS" t/01-cli.bats
+	assert_success
+	assert_line --regexp '^[0-9]+ passed, 0 failed$'
+	# and a file that needs one says which
+	run env PATH="$bin" "$ROOT/t/run-tests" --bin "$SM_BIN" --units "$SM_UNITS" t/16-tap.bats
+	assert_failure 2
+	assert_output --partial "make test: these are missing: "
+	assert_output --partial "tmux"
+}
