@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #if defined(__linux__)
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -308,6 +309,21 @@ static void add_count(void *ctx, unsigned route, unsigned method, unsigned code,
 	(void)method;
 	(void)code;
 	*(uint64_t *)ctx += n;
+}
+
+unsigned aggregate_pids(int32_t *pids, unsigned max)
+{
+	unsigned i, n = 0;
+
+	if (max > 0)
+		pids[n++] = (int32_t)getpid();
+	for (i = 0; i < agg.ag_nslots && n < max; i++) {
+		int32_t pid = score_pid(shm_stats_slot(agg.ag_shm, i));
+
+		if (pid > 0)
+			pids[n++] = pid;
+	}
+	return n;
 }
 
 void aggregate_pool(struct pool_view *pv)

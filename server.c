@@ -25,6 +25,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "net.h"
+#include "ready.h"
 #include "relay.h"
 #include "shm_stats.h"
 #include "tap.h"
@@ -584,7 +585,7 @@ static void stop(int64_t now, int again)
 
 	if (!m.m_stopping) {
 		m.m_stopping = 1;
-		metrics_set_stopping();
+		ready_set_stopping();
 		m.m_drain_at = now + cfg.cf_drain_delay_ms * NS_PER_MS;
 		m.m_kill_at = m.m_drain_at + cfg.cf_drain_ms * NS_PER_MS;
 		log_info("stopping: draining for up to %.1fs",
@@ -749,7 +750,7 @@ static void watch_upstream(int64_t now)
 	if (cfg.cf_exit_down_ms == 0 || m.m_stopping || now < m.m_next_probe)
 		return;
 	m.m_next_probe = now + PROBE_MS * NS_PER_MS;
-	if (metrics_app_up(now)) {
+	if (ready_app_up(now)) {
 		m.m_seen_up = 1;
 		m.m_down_since = 0;
 		return;

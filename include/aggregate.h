@@ -142,6 +142,9 @@ void aggregate_requests(aggregate_request_fn *fn, void *ctx);
 /* The name of route local of slot's table. */
 const char *aggregate_route_of(unsigned slot, unsigned local);
 
+/* The pids of the master and of every process in a slot now, into pids[max]: how many. */
+unsigned aggregate_pids(int32_t *pids, unsigned max);
+
 /* The name of global route r. */
 const char *aggregate_route_name(unsigned r);
 

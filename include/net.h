@@ -26,6 +26,9 @@ int net_connect(const struct net_addr *na, int timeout_ms);
 /* The peer's address into ss; its family is 0 when it cannot be had (a reset socket). */
 void net_peer(int fd, struct sockaddr_storage *ss);
 
+/* Is fd's peer on this machine's loopback (127.0.0.0/8, ::1, or 127/8 mapped in v6)? */
+int net_peer_loopback(int fd);
+
 /* Descriptor flags. */
 int net_set_nonblock(int fd, int on);
 int net_set_cloexec(int fd);

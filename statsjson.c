@@ -1,0 +1,191 @@
+/* statsjson.c: /stats.json, what the status page and `sidemeter top` read (contract in
+ * include/render.h): the totals, the status classes, percentiles since the start and of the
+ * last interval, the route table, the keeper and the workers, and the history.
+ * It touches: the aggregate and the scoreboard, read-only. */
+#include <stdio.h>
+#include <string.h>
+
+#include "aggregate.h"
+#include "clock.h"
+#include "config.h"
+#include "ready.h"
+#include "render.h"
+
+static void json_ms(struct buf *b, const char *key, uint64_t ns, int have)
+{
+	if (have)
+		buf_printf(b, "\"%s\":%.3f", key, (double)ns / 1e6);
+	else
+		buf_printf(b, "\"%s\":null", key);
+}
+
+static void json_pct(struct buf *b, const char *key, const struct hist *h)
+{
+	buf_printf(b, "\"%s\":{\"count\":%llu,", key, (unsigned long long)h->h_count);
+	json_ms(b, "p50", hist_quantile(h, 0.5), h->h_count > 0);
+	buf_append(b, ",", 1);
+	json_ms(b, "p90", hist_quantile(h, 0.9), h->h_count > 0);
+	buf_append(b, ",", 1);
+	json_ms(b, "p99", hist_quantile(h, 0.99), h->h_count > 0);
+	buf_append(b, ",", 1);
+	json_ms(b, "max", h->h_max, h->h_count > 0);
+	buf_append(b, "}", 1);
+}
+
+/* A string from our own tables or routes (printable ASCII without quotes or backslashes),
+ * escaped all the same. */
+static void json_str(struct buf *b, const char *s)
+{
+	buf_append(b, "\"", 1);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			buf_append(b, "\\", 1);
+		if ((unsigned char)*s < 0x20)
+			buf_printf(b, "\\u%04x", (unsigned char)*s);
+		else
+			buf_append(b, s, 1);
+	}
+	buf_append(b, "\"", 1);
+}
+
+struct route_row {
+	uint64_t rr_count, rr_4xx, rr_5xx;
+};
+
+static void count_route_rows(void *ctx, unsigned route, unsigned method, unsigned code,
+    uint64_t n)
+{
+	struct route_row *rows = ctx;
+
+	(void)method;
+	rows[route].rr_count += n;
+	if (code / 100 == 4)
+		rows[route].rr_4xx += n;
+	if (code / 100 == 5)
+		rows[route].rr_5xx += n;
+}
+
+void render_stats(struct buf *b)
+{
+	static struct route_row rows[AG_ROUTES];
+	uint64_t ctr[CTR_MAX], classes[6];
+	int64_t now = clock_mono_ns();
+	struct pool_view pv;
+	unsigned i, k, n;
+
+	aggregate_drain();
+	aggregate_counters(ctr);
+	aggregate_classes(classes);
+	aggregate_pool(&pv);
+	memset(rows, 0, sizeof(rows));
+	aggregate_requests(count_route_rows, rows);
+
+	buf_printf(b, "{\"version\":\"%s\",\"mode\":\"%s\",\"listen\":", SIDEMETER_VERSION,
+	    cfg.cf_mode == MODE_HTTP ? "http" : "tcp");
+	json_str(b, cfg.cf_listen.na_text);
+	buf_append(b, ",\"upstream\":", 12);
+	json_str(b, cfg.cf_upstream.na_text);
+	buf_printf(b, ",\"uptime_s\":%.1f,\"stopping\":%s,\"dump_interval_s\":%.3f",
+	    (double)(now - agg.ag_shm->sh_started) / 1e9, ready_stopping() ? "true" : "false",
+	    (double)cfg.cf_dump_interval_ms / 1000);
+	buf_printf(b, ",\"totals\":{\"conns\":%llu,\"active\":%u,\"requests\":%llu,"
+	    "\"incomplete\":%llu,\"opaque\":%llu,\"tunnels\":%llu,\"upstream_errors\":%llu,"
+	    "\"in_bytes\":%llu,\"out_bytes\":%llu,\"restarts\":%llu,\"dropped\":%llu}",
+	    (unsigned long long)aggregate_total(METRIC_CONNECTIONS, ctr), pv.pv_active,
+	    (unsigned long long)aggregate_total(METRIC_HTTP_REQUESTS, ctr),
+	    (unsigned long long)aggregate_total(METRIC_HTTP_INCOMPLETE, ctr),
+	    (unsigned long long)aggregate_total(METRIC_OPAQUE, ctr),
+	    (unsigned long long)ctr[CTR_TUNNELS],
+	    (unsigned long long)aggregate_total(METRIC_UPSTREAM_ERRORS, ctr),
+	    (unsigned long long)ctr[CTR_BYTES_IN], (unsigned long long)ctr[CTR_BYTES_OUT],
+	    (unsigned long long)agg.ag_shm->sh_restarts, (unsigned long long)ctr[CTR_RING_DROPPED]);
+	buf_printf(b, ",\"codes\":{\"1xx\":%llu,\"2xx\":%llu,\"3xx\":%llu,\"4xx\":%llu,"
+	    "\"5xx\":%llu,\"other\":%llu}", (unsigned long long)classes[1],
+	    (unsigned long long)classes[2], (unsigned long long)classes[3],
+	    (unsigned long long)classes[4], (unsigned long long)classes[5],
+	    (unsigned long long)classes[0]);
+
+	buf_append(b, ",\"since_start\":{", 16);
+	json_pct(b, "request_ms", &agg.ag_req[AG_TOTAL]);
+	buf_append(b, ",", 1);
+	json_pct(b, "app_ms", &agg.ag_app[AG_TOTAL]);
+	buf_append(b, ",", 1);
+	json_pct(b, "connect_ms", &agg.ag_connect[AG_TOTAL]);
+	buf_append(b, ",", 1);
+	json_pct(b, "conn_ms", &agg.ag_conn[AG_TOTAL]);
+	buf_printf(b, "},\"last_interval\":{\"seconds\":%.3f,", agg.ag_last_secs);
+	json_pct(b, "request_ms", &agg.ag_last_req);
+	buf_append(b, ",", 1);
+	json_pct(b, "app_ms", &agg.ag_last_app);
+	buf_append(b, ",", 1);
+	json_pct(b, "connect_ms", &agg.ag_last_connect);
+	buf_append(b, ",", 1);
+	json_pct(b, "conn_ms", &agg.ag_last_conn);
+	buf_append(b, "}", 1);
+
+	buf_append(b, ",\"routes\":[", 11);
+	for (i = 0, k = 0; i < agg.ag_nroutes; i++) {
+		const struct route_agg *ra = agg.ag_routes[i];
+		const struct hist *h = &ra->ra_dur[AG_TOTAL];
+
+		if (rows[i].rr_count == 0 && h->h_count == 0)
+			continue;
+		buf_printf(b, "%s{\"route\":", k++ ? "," : "");
+		json_str(b, ra->ra_name);
+		buf_printf(b, ",\"count\":%llu,\"errors_4xx\":%llu,\"errors_5xx\":%llu,"
+		    "\"rate\":%.3f,", (unsigned long long)rows[i].rr_count,
+		    (unsigned long long)rows[i].rr_4xx, (unsigned long long)rows[i].rr_5xx,
+		    ra->ra_last_rate);
+		json_ms(b, "p50_ms", hist_quantile(h, 0.5), h->h_count > 0);
+		buf_append(b, ",", 1);
+		json_ms(b, "p90_ms", hist_quantile(h, 0.9), h->h_count > 0);
+		buf_append(b, ",", 1);
+		json_ms(b, "p99_ms", hist_quantile(h, 0.99), h->h_count > 0);
+		buf_append(b, ",", 1);
+		json_ms(b, "max_ms", h->h_max, h->h_count > 0);
+		buf_append(b, ",", 1);
+		json_ms(b, "last_p99_ms", ra->ra_last_p99, ra->ra_last_count > 0);
+		buf_append(b, "}", 1);
+	}
+	buf_append(b, "]", 1);
+
+	buf_printf(b, ",\"keeper\":{\"pid\":%d,\"held\":%u,\"max\":%u}", pv.pv_keeper_pid,
+	    pv.pv_held, agg.ag_shm->sh_max_parked);
+	buf_printf(b, ",\"workers\":{\"live\":%u,\"busy\":%u,\"idle\":%u,\"slots\":[", pv.pv_live,
+	    pv.pv_state[WORKER_BUSY], pv.pv_state[WORKER_IDLE]);
+	for (i = 0, k = 0; i < agg.ag_nslots; i++) {
+		struct score_row r;
+
+		score_read(shm_stats_slot(agg.ag_shm, i), &r);
+		if (r.sr_state == WORKER_FREE)
+			continue;
+		buf_printf(b, "%s{\"slot\":%u,\"role\":\"%s\",\"pid\":%d,\"state\":\"%s\",\"generation\":%u,"
+		    "\"conns\":%llu,\"requests\":%llu,\"conn_s\":%.3f,\"request_s\":%.3f,"
+		    "\"heartbeat_s\":%.3f}", k++ ? "," : "", i,
+		    i == agg.ag_shm->sh_keeper_slot ? "keeper" : "worker",
+		    (int)r.sr_pid, worker_state_names[r.sr_state], r.sr_generation,
+		    (unsigned long long)r.sr_conns, (unsigned long long)r.sr_requests,
+		    r.sr_conn_start > 0 ? (double)(now - r.sr_conn_start) / 1e9 : 0.0,
+		    r.sr_req_start > 0 ? (double)(now - r.sr_req_start) / 1e9 : 0.0,
+		    (double)(now - r.sr_heartbeat) / 1e9);
+	}
+	buf_append(b, "]}", 2);
+
+	buf_printf(b, ",\"history_step_s\":%d,\"history\":[", AG_TICK_MS / 1000);
+	n = agg.ag_nhistory < AG_HISTORY ? agg.ag_nhistory : AG_HISTORY;
+	for (i = 0; i < n; i++) {
+		const struct history_point *hp =
+		    &agg.ag_history[(agg.ag_nhistory - n + i) % AG_HISTORY];
+
+		buf_printf(b, "%s{\"t\":%lld,\"rps\":%.2f,\"cps\":%.2f,", i ? "," : "",
+		    (long long)hp->hp_time, hp->hp_rps, hp->hp_cps);
+		json_ms(b, "p50_ms", hp->hp_p50, hp->hp_p99 > 0);
+		buf_append(b, ",", 1);
+		json_ms(b, "p99_ms", hp->hp_p99, hp->hp_p99 > 0);
+		buf_printf(b, ",\"codes\":[%llu,%llu,%llu,%llu,%llu,%llu]}",
+		    (unsigned long long)hp->hp_codes[1], (unsigned long long)hp->hp_codes[2],
+		    (unsigned long long)hp->hp_codes[3], (unsigned long long)hp->hp_codes[4],
+		    (unsigned long long)hp->hp_codes[5], (unsigned long long)hp->hp_codes[0]);
+	}
+	buf_append(b, "]}\n", 3);
+}
