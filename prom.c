@@ -336,7 +336,6 @@ void render_prometheus(struct buf *b, int openmetrics)
 	unsigned m, i;
 
 	om = openmetrics;
-	aggregate_drain();
 	aggregate_counters(ctr);
 	aggregate_pool(&pv);
 	{

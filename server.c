@@ -1,7 +1,12 @@
 /* server.c: main and the master.  The master binds the listen socket once, maps the shared
  * memory, makes the keeper's two channels, forks the keeper and the workers, and then runs
- * one loop: wait with a deadline; then reap, stop, rotate, resize, respawn, drain, dump, in
- * that order.  Signal handlers only set flags. */
+ * one loop: wait with a deadline; then reap, stop, drain (the one drain of the rings, before
+ * anything reads the aggregate), rotate, resize, respawn, dump, serve the port, in that
+ * order.  Signal handlers only set flags.
+ *
+ * It touches: every slot's scoreboard row when it forks into or empties the slot, a slot's
+ * counters to close the books of a worker that died with a connection, the header's master
+ * fields (sh_restarts, sh_hurry, sh_tapping, ...); never a ring's head or a connection. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -85,6 +90,7 @@ static struct master {
 	int m_seen_up;			/* ... it accepted once: only then may it be "gone" */
 	int m_stopping;
 	int m_quit_sent;
+	int m_done;			/* stopping, and every worker is gone: finish() */
 	int64_t m_drain_at;		/* TERM + --drain-delay: workers told to finish */
 	int64_t m_kill_at;		/* TERM + delay + --drain-timeout: the rest is killed */
 	int64_t m_next_drain;
@@ -561,10 +567,10 @@ static void pool(int64_t now)
 
 /* ---- stopping -------------------------------------------------------------------------- */
 
+/* The last of it: what the loop's drain took from the rings goes out (the access log, the
+ * tap's ends, the last summary line), then exit. */
 static void finish(int64_t now)
 {
-	aggregate_drain();
-	accesslog_drain(agg.ag_nslots);
 	accesslog_flush_until(now + NS_PER_S);
 	tap_close_all();
 	if (cfg.cf_dump_interval_ms > 0) {
@@ -624,7 +630,7 @@ static void stop(int64_t now, int again)
 		}
 	}
 	if (m.m_quit_sent && live_workers() == 0)
-		finish(now);
+		m.m_done = 1;	/* the loop drains what they left, then finishes */
 }
 
 /* ---- USR2: a new binary, in place ------------------------------------------------------ */
@@ -723,8 +729,7 @@ static void reexec(void)
 	}
 	log_info("USR2: %s passed --check: re-executing", m.m_exe);
 	dump_flush_until(clock_mono_ns() + NS_PER_S);	/* the new image starts a line afresh */
-	accesslog_drain(agg.ag_nslots);			/* ... and with an empty queue */
-	accesslog_flush_until(clock_mono_ns() + NS_PER_S);
+	accesslog_flush_until(clock_mono_ns() + NS_PER_S);	/* ... and with an empty queue */
 	tap_close_all();	/* the streams end; a tap client asks the new image again */
 	set_inheritable(1);
 	setenv(INHERIT_ENV, env, 1);
@@ -783,7 +788,6 @@ static int64_t interval_ns(void)
 
 static void end_interval(int64_t now)
 {
-	aggregate_drain();
 	if (cfg.cf_dump_interval_ms > 0)
 		dump_write(now);
 	aggregate_rotate(now);
@@ -828,6 +832,15 @@ static void master_loop(void)
 			reap(now);
 		if (f.f_stop || m.m_stopping)
 			stop(now, f.f_stop && m.m_stopping);
+		/* The one drain: every record and log line the rings hold, on every turn of the
+		 * loop, before anything below reads the aggregate (a summary line, a page, the
+		 * history) and before the end.  The drain tick only makes sure of a turn at
+		 * least every TICK_IDLE_MS. */
+		drained = aggregate_drain() + accesslog_drain(agg.ag_nslots);
+		accesslog_flush();
+		m.m_next_drain = now + (drained ? TICK_BUSY_MS : TICK_IDLE_MS) * NS_PER_MS;
+		if (m.m_done)
+			finish(now);
 		if (f.f_hup && !m.m_stopping) {
 			m.m_gen++;
 			log_info("rotating workers (generation %u)", m.m_gen);
@@ -849,26 +862,18 @@ static void master_loop(void)
 		if (!m.m_quit_sent)
 			pool(now);
 
-		if (now >= m.m_next_drain) {
-			drained = aggregate_drain() + accesslog_drain(agg.ag_nslots);
-			accesslog_flush();
-			m.m_next_drain = now + (drained ? TICK_BUSY_MS : TICK_IDLE_MS) * NS_PER_MS;
-		}
 		/* USR1 also reopens the access log's file, as nginx does, for logrotate. */
 		if (f.f_usr1)
 			accesslog_reopen();
 		if (now >= m.m_next_interval || f.f_usr1) {
 			/* USR1 ends the interval early: its line covers what came since the last. */
-			if (f.f_usr1 && cfg.cf_dump_interval_ms == 0) {
-				aggregate_drain();
+			if (f.f_usr1 && cfg.cf_dump_interval_ms == 0)
 				dump_write(now);
-			}
 			end_interval(now);
 			if (now >= m.m_next_interval)
 				m.m_next_interval = now + interval_ns();
 		}
 		if (now >= m.m_next_tick) {
-			aggregate_drain();
 			aggregate_tick(now);
 			m.m_next_tick = now + AG_TICK_MS * NS_PER_MS;
 		}

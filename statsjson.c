@@ -73,7 +73,6 @@ void render_stats(struct buf *b)
 	struct pool_view pv;
 	unsigned i, k, n;
 
-	aggregate_drain();
 	aggregate_counters(ctr);
 	aggregate_classes(classes);
 	aggregate_pool(&pv);
