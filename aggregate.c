@@ -1,6 +1,9 @@
 /* aggregate.c: the master's aggregation: drains the rings into histograms, sums the exact
  * counters of every slot, and gives the routes the workers named one global number, capped
- * at --max-routes (the rest are "other").  Only the master runs this code. */
+ * at --max-routes (the rest are "other").  Only the master runs this code.
+ *
+ * It touches: the slots' rings (as their only reader: it moves their tails), counters,
+ * route tables and scoreboard rows (read-only); its own state, which the renderers read. */
 #if defined(__linux__)
 #define _GNU_SOURCE		/* struct tcp_info */
 #endif

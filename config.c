@@ -1,5 +1,8 @@
 /* config.c: flags and environment.  One table lists every option once; the flag parser, the
- * environment reader, --help and --check are all driven by it. */
+ * environment reader, --help and --check are all driven by it.
+ *
+ * It touches: argv, the environment and the struct config it fills; nothing else (it runs
+ * before anything is set up, and `--check` must have no effect). */
 #include <ctype.h>
 #include <errno.h>
 #include <stddef.h>

@@ -5,7 +5,9 @@
  * When stdout is a pipe (a container's log), the line goes out through a non-blocking
  * description of that pipe of its own: a log reader that stops reading then costs summary
  * lines, skipped whole and counted, and never a master stuck in write(2).  A terminal or a
- * file keeps plain blocking writes. */
+ * file keeps plain blocking writes.
+ *
+ * It touches: the aggregate (read-only), its own line and stdout. */
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>

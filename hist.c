@@ -1,4 +1,5 @@
-/* hist.c: log-linear and bounds-based histograms (see include/hist.h). */
+/* hist.c: log-linear and bounds-based histograms (see include/hist.h).
+ * It touches: the histogram it is given. */
 #include <string.h>
 
 #include "hist.h"

@@ -1,4 +1,5 @@
-/* labels.c: the label text of every fixed label set in labels.h, and what label text may be. */
+/* labels.c: the label text of every fixed label set in labels.h, and what label text may be.
+ * It touches: nothing but constants and the bytes it is given. */
 #include <stddef.h>
 
 #include "labels.h"

@@ -1,5 +1,7 @@
 /* log.c: the logger.  Each call formats into a stack buffer and ends in one write(2), so it
- * never allocates, never buffers, and lines of concurrent processes stay whole. */
+ * never allocates, never buffers, and lines of concurrent processes stay whole.
+ *
+ * It touches: stderr (a description of its own when stderr is a pipe: log_nonblocking()). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>

@@ -1,4 +1,5 @@
-/* net.c: socket helpers shared by the master, the workers and the metrics port. */
+/* net.c: socket helpers shared by the master, the workers and the metrics port (contract in
+ * include/net.h).  It touches: the descriptors it is given, and the resolver. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>

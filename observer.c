@@ -4,7 +4,10 @@
  * inside one chunk is parsed where it lies; only a line cut by a chunk boundary is copied, up
  * to OBS_LINE_MAX, into the side's line buffer.  Bodies are skipped by count, never scanned.
  * Exchanges live in a small FIFO: the request side appends, the response side answers the
- * oldest, and an exchange is reported once both halves are done. */
+ * oldest, and an exchange is reported once both halves are done.
+ *
+ * It touches: its own struct, and calls its ops; no I/O, no shared memory (which is what
+ * lets the fuzzer and the unit tests drive it alone). */
 #include <string.h>
 
 #include "log.h"

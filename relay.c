@@ -9,7 +9,10 @@
  * application that answers before the request body is in cannot deadlock the pump.
  *
  * Bytes the policy need not see (bodies of known length, tunnels, tcp mode) go through a
- * pipe with splice() on Linux: from socket to socket without a copy into user space. */
+ * pipe with splice() on Linux: from socket to socket without a copy into user space.
+ *
+ * It touches: the two sockets and the watch descriptor it is given, its own buffers and
+ * pipes; it knows nothing of HTTP and nothing of shared memory (its policy does). */
 #if defined(__linux__)
 #define _GNU_SOURCE		/* splice, pipe2, F_SETPIPE_SZ */
 #endif

@@ -1,4 +1,6 @@
-/* route.c: naming requests by route, and the worker's route table (see include/route.h). */
+/* route.c: naming requests by route, and the worker's route table (see include/route.h).
+ * It touches: the target it is given, and the route table of the slot route_attach() gave
+ * it (the worker's own). */
 #include <string.h>
 
 #include "route.h"

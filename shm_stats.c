@@ -1,5 +1,8 @@
 /* shm_stats.c: the shared-memory region: mapping it, and the single-writer ring, counters
- * and tables of each worker slot (layout and rules in include/shm_stats.h). */
+ * and tables of each worker slot (layout and rules in include/shm_stats.h).
+ *
+ * It touches: the region; each function states whose side it is (a slot's one writer, or
+ * the master, its one reader). */
 #if defined(__linux__)
 #define _GNU_SOURCE		/* MAP_ANONYMOUS, memfd_create */
 #endif

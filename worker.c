@@ -5,7 +5,10 @@
  * exchanges, before its first byte, in a stalled request head) is handed to the keeper
  * with its state, and one the keeper hands back is carried on as if it had never left.
  * Every outcome is counted in the worker's shared-memory slot; nothing here waits for the
- * master or the keeper. */
+ * master or the keeper.
+ *
+ * It touches: its own slot (through account.c and the score_* functions), its connection's
+ * two sockets, the keeper's channels' worker ends; never another slot. */
 #if defined(__linux__)
 #define _GNU_SOURCE		/* accept4 */
 #endif
