@@ -1127,6 +1127,11 @@ int observer_restore(struct observer *ob, const struct obs_ops *ops, void *ctx,
 	return 0;
 }
 
+uint32_t observer_requests(const struct observer *ob)
+{
+	return ob->ob_requests;
+}
+
 void observer_capture(struct observer *ob, int on)
 {
 	ob->ob_capture = on;

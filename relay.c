@@ -320,6 +320,32 @@ enum close_reason relay_pump(struct relay *rl)
 	}
 }
 
+int relay_eof_read(const struct relay *rl, int dir)
+{
+	return rl->rl_dir[dir].rd_eof;
+}
+
+int relay_shut(const struct relay *rl, int dir)
+{
+	return rl->rl_dir[dir].rd_shut;
+}
+
+uint64_t relay_bytes(const struct relay *rl, int dir)
+{
+	return rl->rl_bytes[dir];
+}
+
+void relay_set_bytes(struct relay *rl, uint64_t c2u, uint64_t u2c)
+{
+	rl->rl_bytes[RELAY_C2U] = c2u;
+	rl->rl_bytes[RELAY_U2C] = u2c;
+}
+
+void relay_set_upstream(struct relay *rl, int fd)
+{
+	rl->rl_fd[RELAY_UPSTREAM] = fd;
+}
+
 int relay_write_all(int fd, const char *p, size_t n, int timeout_ms)
 {
 	int64_t deadline = clock_mono_ns() + (int64_t)timeout_ms * NS_PER_MS;

@@ -93,7 +93,7 @@ static int master_gone(int timeout_ms)
  * before it read it.  A client that is gone, idle or too slow gets a plain close. */
 static int lingers(const struct conn *c, enum close_reason why)
 {
-	if (c->cn_relay.rl_dir[RELAY_C2U].rd_eof)
+	if (relay_eof_read(&c->cn_relay, RELAY_C2U))
 		return 0;	/* the client has sent all it will: nothing to wait for */
 	switch (why) {
 	case CLOSE_UPSTREAM_CLOSED:
@@ -115,8 +115,8 @@ static void books_of(const struct conn *c, struct conn_books *cb)
 	memset(cb, 0, sizeof(*cb));
 	cb->cb_accepted = c->cn_accepted;
 	cb->cb_connected = c->cn_connected;
-	cb->cb_bytes[0] = c->cn_relay.rl_bytes[RELAY_C2U];
-	cb->cb_bytes[1] = c->cn_relay.rl_bytes[RELAY_U2C];
+	cb->cb_bytes[0] = relay_bytes(&c->cn_relay, RELAY_C2U);
+	cb->cb_bytes[1] = relay_bytes(&c->cn_relay, RELAY_U2C);
 	cb->cb_requests = c->cn_requests;
 }
 
@@ -385,9 +385,9 @@ static enum close_reason http_check(struct conn *c, int64_t now, struct relay_pl
 	if (st.st_idle) {
 		/* Between requests: a leaving worker closes here, and only here; a client that
 		 * has just connected is owed its first exchange. */
-		if (worker_quit && c->cn_obs.ob_requests > 0)
+		if (worker_quit && observer_requests(&c->cn_obs) > 0)
 			return CLOSE_SHUTDOWN;
-		if (c->cn_obs.ob_requests == 0) {
+		if (observer_requests(&c->cn_obs) == 0) {
 			if (due(c->cn_accepted + cfg.cf_header_ms * NS_PER_MS, now, deadline))
 				return CLOSE_HEADER_TIMEOUT;
 		} else if (due(c->cn_last_io + cfg.cf_keepalive_ms * NS_PER_MS, now, deadline)) {
@@ -402,7 +402,7 @@ static enum close_reason http_check(struct conn *c, int64_t now, struct relay_pl
 		return CLOSE_NONE;
 	}
 	if (st.st_head_since &&
-	    due((c->cn_obs.ob_requests == 1 ? c->cn_accepted : st.st_head_since) +
+	    due((observer_requests(&c->cn_obs) == 1 ? c->cn_accepted : st.st_head_since) +
 		cfg.cf_header_ms * NS_PER_MS, now, deadline))
 		return CLOSE_HEADER_TIMEOUT;
 	/* On the way out a slow client may not hold the drain for the whole --header-timeout:
@@ -462,7 +462,7 @@ static void answer(struct conn *c, unsigned code, int err, const char *body)
 	int head, n;
 
 	/* Once the application's end has been passed on to the client, it is too late. */
-	if (c->cn_relay.rl_dir[RELAY_U2C].rd_shut ||
+	if (relay_shut(&c->cn_relay, RELAY_U2C) ||
 	    !observer_answer(&c->cn_obs, code, clock_mono_ns(), &head))
 		return;
 	if (err >= 0)
@@ -667,7 +667,7 @@ static enum close_reason serve(int cfd)
 	c->cn_fd[RELAY_UPSTREAM] = ufd;
 	c->cn_connected = clock_mono_ns();
 	c->cn_last_io = c->cn_connected;
-	c->cn_relay.rl_fd[RELAY_UPSTREAM] = ufd;
+	relay_set_upstream(&c->cn_relay, ufd);
 	return pump(c);
 }
 
@@ -687,8 +687,7 @@ static enum close_reason resume(const struct park_msg *pm, int cfd, int ufd)
 	c->cn_last_io = pm->pk_last_io;
 	c->cn_last_in = pm->pk_last_in;
 	c->cn_requests = c->cn_stay_from = cb->cb_requests;
-	c->cn_relay.rl_bytes[RELAY_C2U] = cb->cb_bytes[0];
-	c->cn_relay.rl_bytes[RELAY_U2C] = cb->cb_bytes[1];
+	relay_set_bytes(&c->cn_relay, cb->cb_bytes[0], cb->cb_bytes[1]);
 	score_conn_taken(slot, c->cn_accepted, clock_mono_ns());
 	if (observer_restore(&c->cn_obs, &obs_ops, c, &pm->pk_obs, pm->pk_line, pm->pk_linelen,
 	    route) == -1) {

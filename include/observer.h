@@ -168,6 +168,9 @@ int observer_answer(struct observer *ob, unsigned code, int64_t now, int *head);
 
 void observer_status(const struct observer *ob, struct obs_status *st);
 
+/* Requests begun on this connection so far (the one in its head included). */
+uint32_t observer_requests(const struct observer *ob);
+
 /* ---- parking: the observer's state while a connection waits in the keeper ---- */
 
 /* What travels with a parked connection: the connection-wide facts, the request whose head

@@ -86,6 +86,19 @@ void relay_set_ticks(struct relay *rl, int client_ms, int upstream_ms);
  * RELAY_HANDOFF. */
 enum close_reason relay_pump(struct relay *rl);
 
+/* The end of the stream was read from the source of direction dir; the half-close was
+ * passed on to its destination. */
+int relay_eof_read(const struct relay *rl, int dir);
+int relay_shut(const struct relay *rl, int dir);
+
+/* Bytes written on in each direction so far; set, for a connection carried on from
+ * elsewhere (the keeper), so that the count goes on from where it stood. */
+uint64_t relay_bytes(const struct relay *rl, int dir);
+void relay_set_bytes(struct relay *rl, uint64_t c2u, uint64_t u2c);
+
+/* The application's socket, once connected (relay_init() may be given -1 for it). */
+void relay_set_upstream(struct relay *rl, int fd);
+
 /* True when some bytes were read in direction dir but not written on yet. */
 int relay_pending(const struct relay *rl, int dir);
 
