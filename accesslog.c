@@ -478,7 +478,7 @@ static void take(void *ctx, unsigned slot, const struct shm_logrec *h, const cha
 	}
 }
 
-size_t accesslog_drain(unsigned nslots)
+size_t accesslog_drain(struct shm_header *sh, unsigned nslots)
 {
 	int64_t now = clock_mono_ns();
 	size_t n = 0;
@@ -487,7 +487,7 @@ size_t accesslog_drain(unsigned nslots)
 	/* Even with neither the file nor a tap client: lines written while the last tap
 	 * client was leaving are let go. */
 	for (i = 0; i < nslots; i++)
-		n += shm_log_drain(shm_stats_slot(agg.ag_shm, i), i, take, &now);
+		n += shm_log_drain(shm_stats_slot(sh, i), i, take, &now);
 	return n;
 }
 

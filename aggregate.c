@@ -34,7 +34,7 @@ const double aggregate_otel_bounds[AG_OTEL_BOUNDS] = {
 
 #define OTEL_INDEX_CAP (2 * AG_OTEL_SERIES)	/* a power of two, half full at most */
 
-struct aggregate agg;
+static struct aggregate agg;
 
 static struct route_agg *route_new(const char *name)
 {
@@ -314,19 +314,63 @@ static void add_count(void *ctx, unsigned route, unsigned method, unsigned code,
 	*(uint64_t *)ctx += n;
 }
 
-unsigned aggregate_pids(int32_t *pids, unsigned max)
+void aggregate_set_listen(int fd)
 {
-	unsigned i, n = 0;
+	agg.ag_listen_fd = fd;
+}
 
-	if (max > 0)
-		pids[n++] = (int32_t)getpid();
-	for (i = 0; i < agg.ag_nslots && n < max; i++) {
-		int32_t pid = score_pid(shm_stats_slot(agg.ag_shm, i));
+void aggregate_set_workers_min(unsigned n)
+{
+	agg.ag_workers_min = n;
+}
 
-		if (pid > 0)
-			pids[n++] = pid;
-	}
-	return n;
+unsigned aggregate_nslots(void)
+{
+	return agg.ag_nslots;
+}
+
+void aggregate_note_line_skipped(void)
+{
+	agg.ag_shm->sh_lines_skipped++;
+}
+
+void aggregate_view(struct agg_view *v)
+{
+	unsigned i, n = agg.ag_nhistory < AG_HISTORY ? agg.ag_nhistory : AG_HISTORY;
+
+	aggregate_counters(v->v_ctr);
+	aggregate_classes(v->v_classes);
+	aggregate_pool(&v->v_pool);
+	v->v_started = agg.ag_shm->sh_started;
+	v->v_restarts = agg.ag_shm->sh_restarts;
+	v->v_max_parked = agg.ag_shm->sh_max_parked;
+	v->v_keeper_slot = agg.ag_shm->sh_keeper_slot;
+	v->v_workers_min = agg.ag_workers_min;
+	v->v_workers_max = agg.ag_workers_max;
+	v->v_nbounds = agg.ag_nbounds;
+	v->v_req = &agg.ag_req[AG_TOTAL];
+	v->v_app = &agg.ag_app[AG_TOTAL];
+	v->v_connect = &agg.ag_connect[AG_TOTAL];
+	v->v_conn = &agg.ag_conn[AG_TOTAL];
+	v->v_last_req = &agg.ag_last_req;
+	v->v_last_app = &agg.ag_last_app;
+	v->v_last_connect = &agg.ag_last_connect;
+	v->v_last_conn = &agg.ag_last_conn;
+	v->v_last_secs = agg.ag_last_secs;
+	v->v_connect_prom = &agg.ag_connect_prom;
+	v->v_conn_prom = &agg.ag_conn_prom;
+	v->v_req_size = &agg.ag_req_size;
+	v->v_resp_size = &agg.ag_resp_size;
+	v->v_routes = agg.ag_routes;
+	v->v_nroutes = agg.ag_nroutes;
+	v->v_otel = agg.ag_otel_series;
+	v->v_notel = agg.ag_notel;
+	v->v_nhistory = n;
+	v->v_hist_ring = agg.ag_history;
+	v->v_hist_first = (agg.ag_nhistory - n) % AG_HISTORY;
+	v->v_nslots = agg.ag_nslots;
+	for (i = 0; i < agg.ag_nslots && i < sizeof(v->v_rows) / sizeof(v->v_rows[0]); i++)
+		score_read(shm_stats_slot(agg.ag_shm, i), &v->v_rows[i]);
 }
 
 void aggregate_pool(struct pool_view *pv)

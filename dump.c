@@ -7,7 +7,7 @@
  * lines, skipped whole and counted, and never a master stuck in write(2).  A terminal or a
  * file keeps plain blocking writes.
  *
- * It touches: the aggregate (read-only), its own line and stdout. */
+ * It touches: the aggregate's view (aggregate_view()), its own line and stdout. */
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -31,6 +31,7 @@ struct line {
 	int l_fields;
 };
 
+static struct agg_view view;	/* the line's figures, read once a line */
 static uint64_t dump_prev[METRIC_MAX];
 static int64_t dump_since;
 static struct line line;	/* the line being written */
@@ -98,10 +99,9 @@ static uint64_t class_prev[6];
 
 static void codes(struct line *l)
 {
-	uint64_t now[6];
+	const uint64_t *now = view.v_classes;
 	unsigned c;
 
-	aggregate_classes(now);
 	if (l->l_json)
 		put(l, ",\"codes\":{");
 	for (c = 1; c <= 5; c++) {
@@ -120,7 +120,7 @@ static void codes(struct line *l)
 	}
 	if (l->l_json)
 		put(l, "}");
-	memcpy(class_prev, now, sizeof(class_prev));
+	memcpy(class_prev, view.v_classes, sizeof(class_prev));
 }
 
 /* The interval's routes by their number of samples, busiest first. */
@@ -128,12 +128,12 @@ static unsigned routes_by_count(unsigned *order)
 {
 	unsigned r, n = 0, i;
 
-	for (r = 0; r < agg.ag_nroutes; r++) {
-		uint64_t c = agg.ag_routes[r]->ra_dur[AG_INTERVAL].h_count;
+	for (r = 0; r < view.v_nroutes; r++) {
+		uint64_t c = view.v_routes[r]->ra_dur[AG_INTERVAL].h_count;
 
 		if (c == 0)
 			continue;
-		for (i = n++; i > 0 && agg.ag_routes[order[i - 1]]->ra_dur[AG_INTERVAL].h_count < c; i--)
+		for (i = n++; i > 0 && view.v_routes[order[i - 1]]->ra_dur[AG_INTERVAL].h_count < c; i--)
 			order[i] = order[i - 1];
 		order[i] = r;
 	}
@@ -148,7 +148,7 @@ static void routes(struct line *l)
 	if (l->l_json) {
 		put(l, ",\"routes\":[");
 		for (i = 0; i < n; i++) {
-			const struct route_agg *ra = agg.ag_routes[order[i]];
+			const struct route_agg *ra = view.v_routes[order[i]];
 			const struct hist *h = &ra->ra_dur[AG_INTERVAL];
 
 			put(l, "%s{\"route\":\"%s\",\"count\":%llu,\"p50_ms\":", i ? "," : "",
@@ -165,22 +165,22 @@ static void routes(struct line *l)
 	}
 	put(l, " top=");
 	for (i = 0; i < n && i < 3; i++)
-		put(l, "%s%s:%llu", i ? "," : "", agg.ag_routes[order[i]]->ra_name,
-		    (unsigned long long)agg.ag_routes[order[i]]->ra_dur[AG_INTERVAL].h_count);
+		put(l, "%s%s:%llu", i ? "," : "", view.v_routes[order[i]]->ra_name,
+		    (unsigned long long)view.v_routes[order[i]]->ra_dur[AG_INTERVAL].h_count);
 	if (n == 0)
 		put(l, "-");
 	/* the slowest three by p99 */
 	for (i = 0; i < n; i++) {
-		uint64_t p = hist_quantile(&agg.ag_routes[order[i]]->ra_dur[AG_INTERVAL], 0.99);
+		uint64_t p = hist_quantile(&view.v_routes[order[i]]->ra_dur[AG_INTERVAL], 0.99);
 
-		for (k = i; k > 0 && hist_quantile(&agg.ag_routes[slow[k - 1]]->ra_dur[AG_INTERVAL], 0.99) < p; k--)
+		for (k = i; k > 0 && hist_quantile(&view.v_routes[slow[k - 1]]->ra_dur[AG_INTERVAL], 0.99) < p; k--)
 			slow[k] = slow[k - 1];
 		slow[k] = order[i];
 	}
 	put(l, " slow=");
 	for (i = 0; i < n && i < 3; i++) {
-		put(l, "%s%s:", i ? "," : "", agg.ag_routes[slow[i]]->ra_name);
-		ms(l, hist_quantile(&agg.ag_routes[slow[i]]->ra_dur[AG_INTERVAL], 0.99));
+		put(l, "%s%s:", i ? "," : "", view.v_routes[slow[i]]->ra_name);
+		ms(l, hist_quantile(&view.v_routes[slow[i]]->ra_dur[AG_INTERVAL], 0.99));
 		put(l, "ms");
 	}
 	if (n == 0)
@@ -189,25 +189,24 @@ static void routes(struct line *l)
 
 void dump_init(int64_t now)
 {
-	uint64_t ctr[CTR_MAX];
 	unsigned m;
 	int fd;
 
 	/* Elsewhere than on a pipe, or where it cannot be opened again, writes block. */
 	if ((fd = fd_reopen_nonblocking(STDOUT_FILENO)) >= 0)
 		out_fd = fd;
-	aggregate_counters(ctr);
+	aggregate_view(&view);
 	for (m = 0; m < METRIC_MAX; m++)
-		dump_prev[m] = aggregate_total((enum metric_id)m, ctr);
-	aggregate_classes(class_prev);
+		dump_prev[m] = aggregate_total((enum metric_id)m, view.v_ctr);
+	memcpy(class_prev, view.v_classes, sizeof(class_prev));
 	dump_since = now;
 }
 
 void dump_write(int64_t now)
 {
 	struct line *l = &line;
-	uint64_t ctr[CTR_MAX], v, cur;
-	struct pool_view pv;
+	const struct pool_view *pv = &view.v_pool;
+	uint64_t v, cur;
 	double secs = (double)(now - dump_since) / 1e9;
 	struct timespec ts;
 	struct tm tm;
@@ -217,7 +216,7 @@ void dump_write(int64_t now)
 	/* The last line is still going out: skip this one.  The next line written covers the
 	 * counters since the last one written (its interval_s says how long that was). */
 	if (dump_flush()) {
-		agg.ag_shm->sh_lines_skipped++;
+		aggregate_note_line_skipped();
 		return;
 	}
 	l->l_len = 0;
@@ -234,11 +233,11 @@ void dump_write(int64_t now)
 	key(l, "interval_s", "");
 	put(l, "%.3f", secs);
 
-	aggregate_counters(ctr);
+	aggregate_view(&view);
 	for (m = 0; m < METRIC_MAX; m++) {
 		const struct metric_def *md = &metric_defs[m];
 
-		cur = aggregate_total((enum metric_id)m, ctr);
+		cur = aggregate_total((enum metric_id)m, view.v_ctr);
 		v = cur - dump_prev[m];
 		dump_prev[m] = cur;
 		shape = md->md_shape;
@@ -263,15 +262,14 @@ void dump_write(int64_t now)
 		if (shape & DUMP_ROUTES)
 			routes(l);
 		if (shape & DUMP_POOL) {
-			aggregate_pool(&pv);
 			if (l->l_json) {
 				key(l, md->md_key, "_busy");
-				put(l, "%u", pv.pv_state[WORKER_BUSY]);
+				put(l, "%u", pv->pv_state[WORKER_BUSY]);
 				key(l, md->md_key, "");
-				put(l, "%u", pv.pv_live);
+				put(l, "%u", pv->pv_live);
 			} else {
 				key(l, md->md_key, "");
-				put(l, "%u/%u", pv.pv_state[WORKER_BUSY], pv.pv_live);
+				put(l, "%u/%u", pv->pv_state[WORKER_BUSY], pv->pv_live);
 			}
 		}
 	}

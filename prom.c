@@ -1,11 +1,12 @@
 /* prom.c: the /metrics page, in the Prometheus text format 0.0.4 or OpenMetrics 1.0
  * (contract in include/render.h).  It walks the metric table in order, so every family
  * appears once, with one HELP and one TYPE line, in the table's order.
- * It touches: the aggregate, read-only; /proc through proc.h. */
+ * It touches: the aggregate's view (aggregate_view()); /proc through proc.h. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "accesslog.h"
 #include "aggregate.h"
@@ -42,6 +43,7 @@ static void label_value(struct buf *b, const char *s)
 }
 
 static int om;
+static struct agg_view view;	/* the page's figures, read once per render */
 static int64_t started_wall;
 
 static int ends_with(const char *s, size_t n, const char *suffix)
@@ -242,8 +244,8 @@ static void route_hists(struct buf *b, enum metric_id id)
 	unsigned r;
 
 	family(b, id);
-	for (r = 0; r < agg.ag_nroutes; r++) {
-		const struct route_agg *ra = agg.ag_routes[r];
+	for (r = 0; r < view.v_nroutes; r++) {
+		const struct route_agg *ra = view.v_routes[r];
 		const struct hist_prom *hp = id == METRIC_HTTP_REQUEST_DURATION ? &ra->ra_dur_prom :
 		    &ra->ra_app_prom;
 
@@ -255,9 +257,9 @@ static void route_hists(struct buf *b, enum metric_id id)
 		buf_append(&lb, "\",", 2);
 		if (lb.b_failed)
 			break;
-		prom_hist(b, metric_defs[id].md_name, lb.b_data, hp, agg.ag_nbounds, le_sec_ptr, 1e9,
+		prom_hist(b, metric_defs[id].md_name, lb.b_data, hp, view.v_nbounds, le_sec_ptr, 1e9,
 		    ra->ra_ex == NULL ? NULL : id == METRIC_HTTP_REQUEST_DURATION ? ra->ra_ex :
-		    ra->ra_ex + agg.ag_nbounds + 1);
+		    ra->ra_ex + view.v_nbounds + 1);
 	}
 	buf_free(&lb);
 }
@@ -273,8 +275,8 @@ static void otel_hists(struct buf *b)
 	unsigned i;
 
 	family(b, METRIC_OTEL_REQUEST_DURATION);
-	for (i = 0; i < agg.ag_notel; i++) {
-		const struct otel_series *os = agg.ag_otel_series[i];
+	for (i = 0; i < view.v_notel; i++) {
+		const struct otel_series *os = view.v_otel[i];
 		unsigned method = (os->os_key >> 12) & 0xf;
 
 		if (os->os_h.hp_count == 0)
@@ -329,20 +331,21 @@ void render_prometheus(struct buf *b, int openmetrics)
 	static const char *const accept_names[] = { "emfile", "other" };
 	static const char *const log_drop_names[] = { "ring", "output" };
 	static const char *const tap_drop_names[] = { "slow", "max_rps" };
+	static int32_t pids[AG_SLOTS_MAX + 1];	/* the master, the workers, the keeper */
+	const uint64_t *ctr = view.v_ctr;
+	const struct pool_view *pv = &view.v_pool;
+	uint64_t acc[2], states[WORKER_STATE_MAX];
 	struct tap_stats ts;
-	uint64_t ctr[CTR_MAX], acc[2], states[WORKER_STATE_MAX];
-	struct pool_view pv;
 	struct proc_sum ps;
-	unsigned m, i;
+	unsigned m, i, np = 0;
 
 	om = openmetrics;
-	aggregate_counters(ctr);
-	aggregate_pool(&pv);
-	{
-		int32_t pids[CONFIG_MAX_WORKERS + 2];	/* the master, the workers, the keeper */
-
-		proc_sum(pids, aggregate_pids(pids, CONFIG_MAX_WORKERS + 2), &ps);
-	}
+	aggregate_view(&view);
+	pids[np++] = (int32_t)getpid();
+	for (i = 0; i < view.v_nslots; i++)
+		if (view.v_rows[i].sr_pid > 0)
+			pids[np++] = view.v_rows[i].sr_pid;
+	proc_sum(pids, np, &ps);
 	tap_get_stats(&ts);
 	for (m = 0; m < METRIC_MAX; m++) {
 		const struct metric_def *md = &metric_defs[m];
@@ -393,7 +396,7 @@ void render_prometheus(struct buf *b, int openmetrics)
 			break;
 		case METRIC_WORKERS:
 			for (i = 0; i < WORKER_STATE_MAX; i++)
-				states[i] = pv.pv_state[i];
+				states[i] = pv->pv_state[i];
 			/* FREE is an empty slot, not a worker */
 			labelled_counters(b, METRIC_WORKERS, "state", states + 1, worker_state_names + 1,
 			    WORKER_STATE_MAX - 1);
@@ -405,7 +408,7 @@ void render_prometheus(struct buf *b, int openmetrics)
 		case METRIC_WORKERS_LIMIT:
 			family(b, METRIC_WORKERS_LIMIT);
 			buf_printf(b, "%s{bound=\"min\"} %u\n%s{bound=\"max\"} %u\n", md->md_name,
-			    agg.ag_workers_min, md->md_name, agg.ag_workers_max);
+			    view.v_workers_min, md->md_name, view.v_workers_max);
 			break;
 		case METRIC_HTTP_REQUESTS:
 			requests(b, ctr);
@@ -419,22 +422,22 @@ void render_prometheus(struct buf *b, int openmetrics)
 			break;
 		case METRIC_CONNECT_DURATION:
 			family(b, METRIC_CONNECT_DURATION);
-			prom_hist(b, md->md_name, "", &agg.ag_connect_prom, agg.ag_nbounds, le_sec_ptr, 1e9,
+			prom_hist(b, md->md_name, "", view.v_connect_prom, view.v_nbounds, le_sec_ptr, 1e9,
 			    NULL);
 			break;
 		case METRIC_CONNECTION_DURATION:
 			family(b, METRIC_CONNECTION_DURATION);
-			prom_hist(b, md->md_name, "", &agg.ag_conn_prom, agg.ag_nbounds, le_sec_ptr, 1e9,
+			prom_hist(b, md->md_name, "", view.v_conn_prom, view.v_nbounds, le_sec_ptr, 1e9,
 			    NULL);
 			break;
 		case METRIC_HTTP_REQUEST_SIZE:
 			family(b, METRIC_HTTP_REQUEST_SIZE);
-			prom_hist(b, md->md_name, "", &agg.ag_req_size, AG_SIZE_BOUNDS, le_bytes_ptr, 1,
+			prom_hist(b, md->md_name, "", view.v_req_size, AG_SIZE_BOUNDS, le_bytes_ptr, 1,
 			    NULL);
 			break;
 		case METRIC_HTTP_RESPONSE_SIZE:
 			family(b, METRIC_HTTP_RESPONSE_SIZE);
-			prom_hist(b, md->md_name, "", &agg.ag_resp_size, AG_SIZE_BOUNDS, le_bytes_ptr, 1,
+			prom_hist(b, md->md_name, "", view.v_resp_size, AG_SIZE_BOUNDS, le_bytes_ptr, 1,
 			    NULL);
 			break;
 		case METRIC_TARGET_INFO:

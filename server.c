@@ -836,7 +836,7 @@ static void master_loop(void)
 		 * loop, before anything below reads the aggregate (a summary line, a page, the
 		 * history) and before the end.  The drain tick only makes sure of a turn at
 		 * least every TICK_IDLE_MS. */
-		drained = aggregate_drain() + accesslog_drain(agg.ag_nslots);
+		drained = aggregate_drain() + accesslog_drain(m.m_shm, aggregate_nslots());
 		accesslog_flush();
 		m.m_next_drain = now + (drained ? TICK_BUSY_MS : TICK_IDLE_MS) * NS_PER_MS;
 		if (m.m_done)
@@ -858,7 +858,7 @@ static void master_loop(void)
 			m.m_shrink_now += (unsigned)f.f_ttou;
 			log_info("workers: at least %u", m.m_target);
 		}
-		agg.ag_workers_min = m.m_target;
+		aggregate_set_workers_min(m.m_target);
 		if (!m.m_quit_sent)
 			pool(now);
 
@@ -1105,7 +1105,7 @@ int main(int argc, char **argv)
 	m.m_keeper = m.m_shm->sh_keeper_slot;
 	m.m_shm->sh_max_parked = cfg.cf_max_parked;
 	aggregate_init(m.m_shm, &cfg);
-	agg.ag_listen_fd = m.m_listen_fd;
+	aggregate_set_listen(m.m_listen_fd);
 	if (inherited) {
 		unsigned i;
 
@@ -1137,7 +1137,8 @@ int main(int argc, char **argv)
 	if (m.m_metrics_fd >= 0)
 		metrics_init(m.m_metrics_fd);
 
-	m.m_target = agg.ag_workers_min = cfg.cf_workers;
+	m.m_target = cfg.cf_workers;
+	aggregate_set_workers_min(m.m_target);
 	m.m_ramp = 1;
 	m.m_next_drain = now;
 	m.m_next_interval = now + interval_ns();

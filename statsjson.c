@@ -1,7 +1,7 @@
 /* statsjson.c: /stats.json, what the status page and `sidemeter top` read (contract in
  * include/render.h): the totals, the status classes, percentiles since the start and of the
  * last interval, the route table, the keeper and the workers, and the history.
- * It touches: the aggregate and the scoreboard, read-only. */
+ * It touches: the aggregate's view (aggregate_view()), nothing else. */
 #include <stdio.h>
 #include <string.h>
 
@@ -68,14 +68,13 @@ static void count_route_rows(void *ctx, unsigned route, unsigned method, unsigne
 void render_stats(struct buf *b)
 {
 	static struct route_row rows[AG_ROUTES];
-	uint64_t ctr[CTR_MAX], classes[6];
+	static struct agg_view view;	/* the page's figures, read once */
+	const uint64_t *ctr = view.v_ctr, *classes = view.v_classes;
+	const struct pool_view *pv = &view.v_pool;
 	int64_t now = clock_mono_ns();
-	struct pool_view pv;
-	unsigned i, k, n;
+	unsigned i, k;
 
-	aggregate_counters(ctr);
-	aggregate_classes(classes);
-	aggregate_pool(&pv);
+	aggregate_view(&view);
 	memset(rows, 0, sizeof(rows));
 	aggregate_requests(count_route_rows, rows);
 
@@ -85,19 +84,19 @@ void render_stats(struct buf *b)
 	buf_append(b, ",\"upstream\":", 12);
 	json_str(b, cfg.cf_upstream.na_text);
 	buf_printf(b, ",\"uptime_s\":%.1f,\"stopping\":%s,\"dump_interval_s\":%.3f",
-	    (double)(now - agg.ag_shm->sh_started) / 1e9, ready_stopping() ? "true" : "false",
+	    (double)(now - view.v_started) / 1e9, ready_stopping() ? "true" : "false",
 	    (double)cfg.cf_dump_interval_ms / 1000);
 	buf_printf(b, ",\"totals\":{\"conns\":%llu,\"active\":%u,\"requests\":%llu,"
 	    "\"incomplete\":%llu,\"opaque\":%llu,\"tunnels\":%llu,\"upstream_errors\":%llu,"
 	    "\"in_bytes\":%llu,\"out_bytes\":%llu,\"restarts\":%llu,\"dropped\":%llu}",
-	    (unsigned long long)aggregate_total(METRIC_CONNECTIONS, ctr), pv.pv_active,
+	    (unsigned long long)aggregate_total(METRIC_CONNECTIONS, ctr), pv->pv_active,
 	    (unsigned long long)aggregate_total(METRIC_HTTP_REQUESTS, ctr),
 	    (unsigned long long)aggregate_total(METRIC_HTTP_INCOMPLETE, ctr),
 	    (unsigned long long)aggregate_total(METRIC_OPAQUE, ctr),
 	    (unsigned long long)ctr[CTR_TUNNELS],
 	    (unsigned long long)aggregate_total(METRIC_UPSTREAM_ERRORS, ctr),
 	    (unsigned long long)ctr[CTR_BYTES_IN], (unsigned long long)ctr[CTR_BYTES_OUT],
-	    (unsigned long long)agg.ag_shm->sh_restarts, (unsigned long long)ctr[CTR_RING_DROPPED]);
+	    (unsigned long long)view.v_restarts, (unsigned long long)ctr[CTR_RING_DROPPED]);
 	buf_printf(b, ",\"codes\":{\"1xx\":%llu,\"2xx\":%llu,\"3xx\":%llu,\"4xx\":%llu,"
 	    "\"5xx\":%llu,\"other\":%llu}", (unsigned long long)classes[1],
 	    (unsigned long long)classes[2], (unsigned long long)classes[3],
@@ -105,26 +104,26 @@ void render_stats(struct buf *b)
 	    (unsigned long long)classes[0]);
 
 	buf_append(b, ",\"since_start\":{", 16);
-	json_pct(b, "request_ms", &agg.ag_req[AG_TOTAL]);
+	json_pct(b, "request_ms", view.v_req);
 	buf_append(b, ",", 1);
-	json_pct(b, "app_ms", &agg.ag_app[AG_TOTAL]);
+	json_pct(b, "app_ms", view.v_app);
 	buf_append(b, ",", 1);
-	json_pct(b, "connect_ms", &agg.ag_connect[AG_TOTAL]);
+	json_pct(b, "connect_ms", view.v_connect);
 	buf_append(b, ",", 1);
-	json_pct(b, "conn_ms", &agg.ag_conn[AG_TOTAL]);
-	buf_printf(b, "},\"last_interval\":{\"seconds\":%.3f,", agg.ag_last_secs);
-	json_pct(b, "request_ms", &agg.ag_last_req);
+	json_pct(b, "conn_ms", view.v_conn);
+	buf_printf(b, "},\"last_interval\":{\"seconds\":%.3f,", view.v_last_secs);
+	json_pct(b, "request_ms", view.v_last_req);
 	buf_append(b, ",", 1);
-	json_pct(b, "app_ms", &agg.ag_last_app);
+	json_pct(b, "app_ms", view.v_last_app);
 	buf_append(b, ",", 1);
-	json_pct(b, "connect_ms", &agg.ag_last_connect);
+	json_pct(b, "connect_ms", view.v_last_connect);
 	buf_append(b, ",", 1);
-	json_pct(b, "conn_ms", &agg.ag_last_conn);
+	json_pct(b, "conn_ms", view.v_last_conn);
 	buf_append(b, "}", 1);
 
 	buf_append(b, ",\"routes\":[", 11);
-	for (i = 0, k = 0; i < agg.ag_nroutes; i++) {
-		const struct route_agg *ra = agg.ag_routes[i];
+	for (i = 0, k = 0; i < view.v_nroutes; i++) {
+		const struct route_agg *ra = view.v_routes[i];
 		const struct hist *h = &ra->ra_dur[AG_TOTAL];
 
 		if (rows[i].rr_count == 0 && h->h_count == 0)
@@ -148,33 +147,30 @@ void render_stats(struct buf *b)
 	}
 	buf_append(b, "]", 1);
 
-	buf_printf(b, ",\"keeper\":{\"pid\":%d,\"held\":%u,\"max\":%u}", pv.pv_keeper_pid,
-	    pv.pv_held, agg.ag_shm->sh_max_parked);
-	buf_printf(b, ",\"workers\":{\"live\":%u,\"busy\":%u,\"idle\":%u,\"slots\":[", pv.pv_live,
-	    pv.pv_state[WORKER_BUSY], pv.pv_state[WORKER_IDLE]);
-	for (i = 0, k = 0; i < agg.ag_nslots; i++) {
-		struct score_row r;
+	buf_printf(b, ",\"keeper\":{\"pid\":%d,\"held\":%u,\"max\":%u}", pv->pv_keeper_pid,
+	    pv->pv_held, view.v_max_parked);
+	buf_printf(b, ",\"workers\":{\"live\":%u,\"busy\":%u,\"idle\":%u,\"slots\":[", pv->pv_live,
+	    pv->pv_state[WORKER_BUSY], pv->pv_state[WORKER_IDLE]);
+	for (i = 0, k = 0; i < view.v_nslots; i++) {
+		const struct score_row *r = &view.v_rows[i];
 
-		score_read(shm_stats_slot(agg.ag_shm, i), &r);
-		if (r.sr_state == WORKER_FREE)
+		if (r->sr_state == WORKER_FREE)
 			continue;
 		buf_printf(b, "%s{\"slot\":%u,\"role\":\"%s\",\"pid\":%d,\"state\":\"%s\",\"generation\":%u,"
 		    "\"conns\":%llu,\"requests\":%llu,\"conn_s\":%.3f,\"request_s\":%.3f,"
 		    "\"heartbeat_s\":%.3f}", k++ ? "," : "", i,
-		    i == agg.ag_shm->sh_keeper_slot ? "keeper" : "worker",
-		    (int)r.sr_pid, worker_state_names[r.sr_state], r.sr_generation,
-		    (unsigned long long)r.sr_conns, (unsigned long long)r.sr_requests,
-		    r.sr_conn_start > 0 ? (double)(now - r.sr_conn_start) / 1e9 : 0.0,
-		    r.sr_req_start > 0 ? (double)(now - r.sr_req_start) / 1e9 : 0.0,
-		    (double)(now - r.sr_heartbeat) / 1e9);
+		    i == view.v_keeper_slot ? "keeper" : "worker",
+		    (int)r->sr_pid, worker_state_names[r->sr_state], r->sr_generation,
+		    (unsigned long long)r->sr_conns, (unsigned long long)r->sr_requests,
+		    r->sr_conn_start > 0 ? (double)(now - r->sr_conn_start) / 1e9 : 0.0,
+		    r->sr_req_start > 0 ? (double)(now - r->sr_req_start) / 1e9 : 0.0,
+		    (double)(now - r->sr_heartbeat) / 1e9);
 	}
 	buf_append(b, "]}", 2);
 
 	buf_printf(b, ",\"history_step_s\":%d,\"history\":[", AG_TICK_MS / 1000);
-	n = agg.ag_nhistory < AG_HISTORY ? agg.ag_nhistory : AG_HISTORY;
-	for (i = 0; i < n; i++) {
-		const struct history_point *hp =
-		    &agg.ag_history[(agg.ag_nhistory - n + i) % AG_HISTORY];
+	for (i = 0; i < view.v_nhistory; i++) {
+		const struct history_point *hp = view_history(&view, i);
 
 		buf_printf(b, "%s{\"t\":%lld,\"rps\":%.2f,\"cps\":%.2f,", i ? "," : "",
 		    (long long)hp->hp_time, hp->hp_rps, hp->hp_cps);

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shm_stats.h"
+
 /* Open the output --access-log names (the master, at start); a file that cannot be opened
  * is fatal. */
 void accesslog_open(void);
@@ -15,9 +17,10 @@ void accesslog_open(void);
 /* USR1: open the file again (after logrotate moved it); the old one stays if that fails. */
 void accesslog_reopen(void);
 
-/* Format every line the first nslots slots' rings hold into the queue (a line that does
- * not fit is dropped and counted); returns the lines taken. */
-size_t accesslog_drain(unsigned nslots);
+/* Format every line the rings of the region's first nslots slots hold into the queue (a
+ * line that does not fit is dropped and counted) and give it to the tap; returns the
+ * lines taken. */
+size_t accesslog_drain(struct shm_header *sh, unsigned nslots);
 
 /* Write what is queued, as far as the output takes it now. */
 void accesslog_flush(void);

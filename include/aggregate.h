@@ -18,6 +18,7 @@
 #define AG_HISTORY 300		/* history points kept ... */
 #define AG_TICK_MS 2000		/* ... one every 2 s: ten minutes */
 #define AG_ROUTES (CONFIG_MAX_ROUTES + 1)	/* with "other" at 0 */
+#define AG_SLOTS_MAX (2 * CONFIG_MAX_WORKERS + 1)	/* two generations and the keeper */
 #define AG_SIZE_BOUNDS 7	/* request/response size buckets: 100 B ... 100 MB */
 
 /* The latest request of a histogram bucket that carried a trace context. */
@@ -67,6 +68,7 @@ struct history_point {
 	double hp_cps;				/* connections ended per second */
 };
 
+/* The aggregate's state: aggregate.c's alone.  Renderers read a view of it (below). */
 struct aggregate {
 	struct shm_header *ag_shm;
 	unsigned ag_nslots;		/* slots ever used: only these are read */
@@ -107,7 +109,6 @@ struct aggregate {
 	uint64_t ag_tick_codes[6], ag_tick_conns;
 };
 
-extern struct aggregate agg;
 extern const uint64_t aggregate_size_bounds[AG_SIZE_BOUNDS];
 
 struct pool_view {
@@ -118,8 +119,61 @@ struct pool_view {
 	unsigned pv_held;			/* connections the keeper holds */
 };
 
+/* ---- the view: what the renderers read ----
+ *
+ * aggregate_view() fills one, once per page or summary line; prom.c, statsjson.c and dump.c
+ * read only it (and the functions below that compute from it), never the aggregate, shared
+ * memory or an atomic.  Its pointers point into the aggregate: valid until the next drain,
+ * and a page is rendered between two turns of the master's loop. */
+struct agg_view {
+	uint64_t v_ctr[CTR_MAX];		/* every slot's counters, summed */
+	uint64_t v_classes[6];			/* answers by class ([0]: other) */
+	struct pool_view v_pool;
+	int64_t v_started;			/* the master's start, monotonic ns */
+	uint64_t v_restarts;
+	unsigned v_max_parked, v_keeper_slot;
+	unsigned v_workers_min, v_workers_max;
+	unsigned v_nbounds;			/* --buckets */
+	/* since the start, and the last complete interval (v_last_secs long; 0: none yet) */
+	const struct hist *v_req, *v_app, *v_connect, *v_conn;
+	const struct hist *v_last_req, *v_last_app, *v_last_connect, *v_last_conn;
+	double v_last_secs;
+	const struct hist_prom *v_connect_prom, *v_conn_prom, *v_req_size, *v_resp_size;
+	struct route_agg *const *v_routes;
+	unsigned v_nroutes;
+	struct otel_series *const *v_otel;
+	unsigned v_notel;
+	/* the history: v_nhistory points, oldest first, v_history(i) */
+	unsigned v_nhistory;
+	const struct history_point *v_hist_ring;
+	unsigned v_hist_first;
+	/* the scoreboard's rows of the slots ever used */
+	unsigned v_nslots;
+	struct score_row v_rows[AG_SLOTS_MAX];
+};
+
+void aggregate_view(struct agg_view *v);
+
+/* The i-th point of a view's history, oldest first. */
+static inline const struct history_point *view_history(const struct agg_view *v, unsigned i)
+{
+	return &v->v_hist_ring[(v->v_hist_first + i) % AG_HISTORY];
+}
+
+/* ---- the master's side ---- */
+
 /* Set up for a region and a configuration. */
 void aggregate_init(struct shm_header *sh, const struct config *cf);
+
+/* The listen socket (for the backlog's length); the pool's minimum now (TTIN/TTOU). */
+void aggregate_set_listen(int fd);
+void aggregate_set_workers_min(unsigned n);
+
+/* Slots ever used: only these are read. */
+unsigned aggregate_nslots(void);
+
+/* A summary line was skipped (stdout full): counted in the header, across re-exec. */
+void aggregate_note_line_skipped(void);
 
 /* Slot i has (had) a worker: read it from now on. */
 void aggregate_use_slot(unsigned slot);
@@ -141,9 +195,6 @@ void aggregate_requests(aggregate_request_fn *fn, void *ctx);
 
 /* The name of route local of slot's table. */
 const char *aggregate_route_of(unsigned slot, unsigned local);
-
-/* The pids of the master and of every process in a slot now, into pids[max]: how many. */
-unsigned aggregate_pids(int32_t *pids, unsigned max);
 
 /* The name of global route r. */
 const char *aggregate_route_name(unsigned r);
