@@ -296,6 +296,17 @@ static void otel_hists(struct buf *b)
 	buf_free(&lb);
 }
 
+/* A family of one unlabelled series (a counter's with its _created). */
+static void single(struct buf *b, enum metric_id id, uint64_t v)
+{
+	const struct metric_def *md = &metric_defs[id];
+
+	family(b, id);
+	buf_printf(b, "%s %llu\n", md->md_name, (unsigned long long)v);
+	if (md->md_type == MT_COUNTER)
+		created(b, md->md_name, "");
+}
+
 /* target_info: the labels --label gave, if any. */
 static void target_info(struct buf *b)
 {
@@ -371,13 +382,10 @@ void render_prometheus(struct buf *b, int openmetrics)
 			labelled_counters(b, METRIC_ACCESS_LOG_DROPPED, "where", acc, log_drop_names, 2);
 			break;
 		case METRIC_TAP_CLIENTS:
-			family(b, METRIC_TAP_CLIENTS);
-			buf_printf(b, "%s %u\n", md->md_name, tap_clients());
+			single(b, METRIC_TAP_CLIENTS, tap_clients());
 			break;
 		case METRIC_TAP_LINES:
-			family(b, METRIC_TAP_LINES);
-			buf_printf(b, "%s %llu\n", md->md_name, (unsigned long long)ts.ts_lines);
-			created(b, md->md_name, "");
+			single(b, METRIC_TAP_LINES, ts.ts_lines);
 			break;
 		case METRIC_TAP_DROPPED:
 			acc[0] = ts.ts_dropped_slow;
@@ -385,9 +393,7 @@ void render_prometheus(struct buf *b, int openmetrics)
 			labelled_counters(b, METRIC_TAP_DROPPED, "reason", acc, tap_drop_names, 2);
 			break;
 		case METRIC_TAP_CUT:
-			family(b, METRIC_TAP_CUT);
-			buf_printf(b, "%s %llu\n", md->md_name, (unsigned long long)ts.ts_cut);
-			created(b, md->md_name, "");
+			single(b, METRIC_TAP_CUT, ts.ts_cut);
 			break;
 		case METRIC_ACCEPT_ERRORS:
 			acc[0] = ctr[CTR_ACCEPT_EMFILE];
@@ -453,24 +459,17 @@ void render_prometheus(struct buf *b, int openmetrics)
 			created(b, md->md_name, "");
 			break;
 		case METRIC_PROCESS_RSS:
-			family(b, METRIC_PROCESS_RSS);
-			buf_printf(b, "%s %llu\n", md->md_name, (unsigned long long)ps.ps_rss);
+			single(b, METRIC_PROCESS_RSS, ps.ps_rss);
 			break;
 		case METRIC_PROCESS_FDS:
-			family(b, METRIC_PROCESS_FDS);
-			buf_printf(b, "%s %u\n", md->md_name, ps.ps_fds);
+			single(b, METRIC_PROCESS_FDS, ps.ps_fds);
 			break;
 		case METRIC_PROCESS_START:
-			family(b, METRIC_PROCESS_START);
-			buf_printf(b, "%s %lld\n", md->md_name, (long long)started_wall);
+			single(b, METRIC_PROCESS_START, (uint64_t)started_wall);
 			break;
 		default:
 			/* a plain counter or gauge: one unlabelled value */
-			family(b, (enum metric_id)m);
-			buf_printf(b, "%s %llu\n", md->md_name,
-			    (unsigned long long)aggregate_total((enum metric_id)m, ctr));
-			if (md->md_type == MT_COUNTER)
-				created(b, md->md_name, "");
+			single(b, (enum metric_id)m, aggregate_total((enum metric_id)m, ctr));
 			break;
 		}
 	}
