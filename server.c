@@ -879,8 +879,12 @@ static void master_loop(void)
 		}
 		metrics_serve(pfd + 1, nm, now);
 		tap_serve(pfd + 1 + nm + nd + na, nt, now);
-		/* Workers write log lines while a tap client listens (or the access log is on). */
-		atomic_store_explicit(&m.m_shm->sh_tapping, tap_clients() > 0, memory_order_relaxed);
+		/* Workers write log lines while a tap client listens (or the access log is on).
+		 * Stored only when it changes: workers read this line for every exchange. */
+		if (atomic_load_explicit(&m.m_shm->sh_tapping, memory_order_relaxed) !=
+		    (tap_clients() > 0))
+			atomic_store_explicit(&m.m_shm->sh_tapping, tap_clients() > 0,
+			    memory_order_relaxed);
 		if (metrics_take_quit() && !m.m_stopping) {
 			log_info("POST /quitquitquit");
 			m.m_shm->sh_quit_requests++;
