@@ -14,6 +14,7 @@
 #include "client.h"
 #include "json.h"
 #include "net.h"
+#include "relay.h"
 
 #define DEFAULT_METRICS "127.0.0.1:9145"
 #define LINE_MAX_BYTES 16384	/* a tap line at most (the server's are at most 8 KiB) */
@@ -64,7 +65,7 @@ static int ask(const struct net_addr *na, const char *path, int timeout_ms, char
     size_t errlen)
 {
 	char req[2048];
-	size_t off = 0, n;
+	size_t n;
 	int fd = net_connect(na, timeout_ms);
 
 	if (fd == -1) {
@@ -79,17 +80,10 @@ static int ask(const struct net_addr *na, const char *path, int timeout_ms, char
 		close(fd);
 		return -1;
 	}
-	while (off < n) {
-		ssize_t w = send(fd, req + off, n - off, MSG_NOSIGNAL);
-
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			snprintf(err, errlen, "sending to %s: %s", na->na_text, strerror(errno));
-			close(fd);
-			return -1;
-		}
-		off += (size_t)w;
+	if (relay_write_all(fd, req, n, timeout_ms) == -1) {
+		snprintf(err, errlen, "sending to %s: %s", na->na_text, strerror(errno));
+		close(fd);
+		return -1;
 	}
 	return fd;
 }

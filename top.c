@@ -20,6 +20,7 @@
 #include <sys/ioctl.h>
 
 #include "client.h"
+#include "clock.h"
 #include "json.h"
 
 #define REFRESH_MS 1000
@@ -61,10 +62,7 @@ static void on_quit(int sig)
 
 static double mono_s(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)clock_mono_ns() / 1e9;
 }
 
 static double ms_of(const struct json *v)
