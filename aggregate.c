@@ -20,10 +20,6 @@
 #include "clock.h"
 #include "log.h"
 
-#define X_METRIC_DEF(id, name, type, scope, key, shape, help) \
-	{ name, MT_##type, SCOPE_##scope, key, shape, help },
-const struct metric_def metric_defs[METRIC_MAX] = { METRIC_TABLE(X_METRIC_DEF) };
-
 const uint64_t aggregate_size_bounds[AG_SIZE_BOUNDS] = {
 	100, 1000, 10000, 100000, 1000000, 10000000, 100000000
 };
@@ -306,14 +302,6 @@ static uint64_t sum(const uint64_t *ctr, unsigned first, unsigned n)
 	return s;
 }
 
-static void add_count(void *ctx, unsigned route, unsigned method, unsigned code, uint64_t n)
-{
-	(void)route;
-	(void)method;
-	(void)code;
-	*(uint64_t *)ctx += n;
-}
-
 void aggregate_set_listen(int fd)
 {
 	agg.ag_listen_fd = fd;
@@ -334,33 +322,56 @@ void aggregate_note_line_skipped(void)
 	agg.ag_shm->sh_lines_skipped++;
 }
 
+/* A histogram kept since the start and for the interval ([0], [1]), and its last interval. */
+static void pct(struct agg_view *v, enum view_hist h, const struct hist *kept,
+    const struct hist *last)
+{
+	v->v_pct[h][PCT_START] = &kept[AG_TOTAL];
+	v->v_pct[h][PCT_INTERVAL] = &kept[AG_INTERVAL];
+	v->v_pct[h][PCT_LAST] = last;
+}
+
 void aggregate_view(struct agg_view *v)
 {
+	struct shm_header *sh = agg.ag_shm;
+	uint64_t *val = v->v_val;
 	unsigned i, n = agg.ag_nhistory < AG_HISTORY ? agg.ag_nhistory : AG_HISTORY;
 
-	aggregate_counters(v->v_ctr);
+	memset(val, 0, sizeof(v->v_val));
+	aggregate_counters(val);
 	aggregate_classes(v->v_classes);
 	aggregate_pool(&v->v_pool);
-	v->v_started = agg.ag_shm->sh_started;
-	v->v_restarts = agg.ag_shm->sh_restarts;
-	v->v_max_parked = agg.ag_shm->sh_max_parked;
-	v->v_keeper_slot = agg.ag_shm->sh_keeper_slot;
-	v->v_workers_min = agg.ag_workers_min;
-	v->v_workers_max = agg.ag_workers_max;
+	val[VAL_ACTIVE] = v->v_pool.pv_active;
+	for (i = 0; i < 6; i++)
+		val[VAL_REQUESTS] += v->v_classes[i];
+	val[VAL_REQUESTS] += val[CTR_REQ_UNCLASSIFIED];
+	val[VAL_QUEUE] = aggregate_listen_queue();
+	val[VAL_PARKED] = v->v_pool.pv_held;
+	val[VAL_RESTARTS] = sh->sh_restarts;
+	val[VAL_QUIT] = sh->sh_quit_requests;
+	val[VAL_DOWN_EXITS] = sh->sh_upstream_down_exits;
+	val[VAL_LINES_SKIPPED] = sh->sh_lines_skipped;
+	for (i = WORKER_FREE + 1; i < WORKER_STATE_MAX; i++)
+		val[VAL_WORKERS + i - 1] = v->v_pool.pv_state[i];
+	val[VAL_WORKERS_MIN] = agg.ag_workers_min;
+	val[VAL_WORKERS_MAX] = agg.ag_workers_max;
+	val[VAL_LOG_DROPPED] = val[CTR_LOG_DROPPED];
+
+	v->v_started = sh->sh_started;
+	v->v_max_parked = sh->sh_max_parked;
+	v->v_keeper_slot = sh->sh_keeper_slot;
 	v->v_nbounds = agg.ag_nbounds;
-	v->v_req = &agg.ag_req[AG_TOTAL];
-	v->v_app = &agg.ag_app[AG_TOTAL];
-	v->v_connect = &agg.ag_connect[AG_TOTAL];
-	v->v_conn = &agg.ag_conn[AG_TOTAL];
-	v->v_last_req = &agg.ag_last_req;
-	v->v_last_app = &agg.ag_last_app;
-	v->v_last_connect = &agg.ag_last_connect;
-	v->v_last_conn = &agg.ag_last_conn;
+	memset(v->v_prom, 0, sizeof(v->v_prom));
+	memset(v->v_pct, 0, sizeof(v->v_pct));
+	v->v_prom[VH_CONNECT] = &agg.ag_connect_prom;
+	v->v_prom[VH_CONN] = &agg.ag_conn_prom;
+	v->v_prom[VH_REQUEST_SIZE] = &agg.ag_req_size;
+	v->v_prom[VH_RESPONSE_SIZE] = &agg.ag_resp_size;
+	pct(v, VH_CONNECT, agg.ag_connect, &agg.ag_last_connect);
+	pct(v, VH_CONN, agg.ag_conn, &agg.ag_last_conn);
+	pct(v, VH_REQUEST, agg.ag_req, &agg.ag_last_req);
+	pct(v, VH_APP, agg.ag_app, &agg.ag_last_app);
 	v->v_last_secs = agg.ag_last_secs;
-	v->v_connect_prom = &agg.ag_connect_prom;
-	v->v_conn_prom = &agg.ag_conn_prom;
-	v->v_req_size = &agg.ag_req_size;
-	v->v_resp_size = &agg.ag_resp_size;
 	v->v_routes = agg.ag_routes;
 	v->v_nroutes = agg.ag_nroutes;
 	v->v_otel = agg.ag_otel_series;
@@ -370,7 +381,23 @@ void aggregate_view(struct agg_view *v)
 	v->v_hist_first = (agg.ag_nhistory - n) % AG_HISTORY;
 	v->v_nslots = agg.ag_nslots;
 	for (i = 0; i < agg.ag_nslots && i < sizeof(v->v_rows) / sizeof(v->v_rows[0]); i++)
-		score_read(shm_stats_slot(agg.ag_shm, i), &v->v_rows[i]);
+		score_read(shm_stats_slot(sh, i), &v->v_rows[i]);
+}
+
+uint64_t view_total(const struct agg_view *v, enum metric_id id)
+{
+	const struct metric_def *md = &metric_defs[id];
+	unsigned i, n = metric_nvalues(md);
+	uint64_t s = 0;
+
+	if (md->md_kind == MK_REQUESTS)
+		return v->v_val[md->md_source];
+	if (md->md_kind != MK_VALUES && md->md_kind != MK_SECONDS)
+		return 0;
+	ASSERT(md->md_source + n <= VAL_MAX);
+	for (i = 0; i < n; i++)
+		s += v->v_val[md->md_source + i];
+	return s;
 }
 
 void aggregate_pool(struct pool_view *pv)
@@ -398,7 +425,7 @@ void aggregate_pool(struct pool_view *pv)
 
 /* Connections accepted by the kernel that no worker has taken yet.  Linux tells it for a
  * listening socket in TCP_INFO's tcpi_unacked; elsewhere it is not known (0). */
-static uint64_t listen_queue(void)
+uint64_t aggregate_listen_queue(void)
 {
 #if defined(__linux__) && defined(TCP_INFO)
 	struct tcp_info ti;
@@ -411,78 +438,6 @@ static uint64_t listen_queue(void)
 	return 0;
 }
 
-uint64_t aggregate_total(enum metric_id id, const uint64_t ctr[CTR_MAX])
-{
-	struct pool_view pv;
-	uint64_t n = 0;
-
-	switch (id) {
-	case METRIC_CONNECTIONS:
-		return sum(ctr, CTR_CLOSE, CLOSE_MAX);
-	case METRIC_CONNECTIONS_ACTIVE:
-		aggregate_pool(&pv);
-		return pv.pv_active;
-	case METRIC_RECEIVED_BYTES:
-		return ctr[CTR_BYTES_IN];
-	case METRIC_SENT_BYTES:
-		return ctr[CTR_BYTES_OUT];
-	case METRIC_HTTP_REQUESTS:
-		aggregate_requests(add_count, &n);
-		return n + ctr[CTR_REQ_UNCLASSIFIED];
-	case METRIC_HTTP_INCOMPLETE:
-		return sum(ctr, CTR_INCOMPLETE, INCOMPLETE_MAX);
-	case METRIC_OPAQUE:
-		return sum(ctr, CTR_OPAQUE, OPAQUE_MAX);
-	case METRIC_TUNNELS:
-		return ctr[CTR_TUNNELS];
-	case METRIC_UPSTREAM_ERRORS:
-		return sum(ctr, CTR_UPSTREAM, UPSTREAM_MAX);
-	case METRIC_ACCEPT_ERRORS:
-		return ctr[CTR_ACCEPT_EMFILE] + ctr[CTR_ACCEPT_ERROR];
-	case METRIC_WORKERS:
-		aggregate_pool(&pv);
-		return pv.pv_live;
-	case METRIC_LISTEN_QUEUE:
-		return listen_queue();
-	case METRIC_WORKER_RESTARTS:
-		return agg.ag_shm->sh_restarts;
-	case METRIC_RING_DROPPED:
-		return ctr[CTR_RING_DROPPED];
-	case METRIC_PARKED:
-		return atomic_load_explicit(&agg.ag_shm->sh_held, memory_order_relaxed);
-	case METRIC_PARKS:
-		return ctr[CTR_PARKS];
-	case METRIC_UNPARKS:
-		return ctr[CTR_UNPARKS];
-	case METRIC_PARK_REFUSED:
-		return ctr[CTR_PARK_REFUSED];
-	case METRIC_LINES_SKIPPED:
-		return agg.ag_shm->sh_lines_skipped;
-	case METRIC_QUIT_REQUESTS:
-		return agg.ag_shm->sh_quit_requests;
-	case METRIC_UPSTREAM_DOWN_EXITS:
-		return agg.ag_shm->sh_upstream_down_exits;
-	default:
-		return 0;
-	}
-}
-
-const struct hist *aggregate_hist(enum metric_id id, int which)
-{
-	switch (id) {
-	case METRIC_CONNECT_DURATION:
-		return &agg.ag_connect[which];
-	case METRIC_CONNECTION_DURATION:
-		return &agg.ag_conn[which];
-	case METRIC_HTTP_REQUEST_DURATION:
-		return &agg.ag_req[which];
-	case METRIC_HTTP_UPSTREAM_DURATION:
-		return &agg.ag_app[which];
-	default:
-		return NULL;
-	}
-}
-
 static void count_class(void *ctx, unsigned route, unsigned method, unsigned code, uint64_t n)
 {
 	unsigned c = code / 100;
@@ -491,6 +446,8 @@ static void count_class(void *ctx, unsigned route, unsigned method, unsigned cod
 	(void)method;
 	((uint64_t *)ctx)[c >= 1 && c <= 5 ? c : 0] += n;
 }
+
+const char *const aggregate_class_names[6] = { "other", "1xx", "2xx", "3xx", "4xx", "5xx" };
 
 void aggregate_classes(uint64_t classes[6])
 {
@@ -548,7 +505,7 @@ void aggregate_tick(int64_t now)
 		secs = 1e-9;
 	aggregate_classes(codes);
 	aggregate_counters(ctr);
-	conns = aggregate_total(METRIC_CONNECTIONS, ctr);
+	conns = sum(ctr, CTR_CLOSE, CLOSE_MAX);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	hp->hp_time = ts.tv_sec;
 	for (c = 0; c < 6; c++) {

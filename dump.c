@@ -106,10 +106,11 @@ static void codes(struct line *l)
 		put(l, ",\"codes\":{");
 	for (c = 1; c <= 5; c++) {
 		if (l->l_json)
-			put(l, "%s\"%ux\":%llu", c > 1 ? "," : "", c,
+			put(l, "%s\"%s\":%llu", c > 1 ? "," : "", aggregate_class_names[c],
 			    (unsigned long long)(now[c] - class_prev[c]));
 		else
-			put(l, " %uxx=%llu", c, (unsigned long long)(now[c] - class_prev[c]));
+			put(l, " %s=%llu", aggregate_class_names[c],
+			    (unsigned long long)(now[c] - class_prev[c]));
 	}
 	/* Codes past 5xx are rare: shown only when they came. */
 	if (now[0] != class_prev[0]) {
@@ -197,7 +198,7 @@ void dump_init(int64_t now)
 		out_fd = fd;
 	aggregate_view(&view);
 	for (m = 0; m < METRIC_MAX; m++)
-		dump_prev[m] = aggregate_total((enum metric_id)m, view.v_ctr);
+		dump_prev[m] = view_total(&view, (enum metric_id)m);
 	memcpy(class_prev, view.v_classes, sizeof(class_prev));
 	dump_since = now;
 }
@@ -237,7 +238,7 @@ void dump_write(int64_t now)
 	for (m = 0; m < METRIC_MAX; m++) {
 		const struct metric_def *md = &metric_defs[m];
 
-		cur = aggregate_total((enum metric_id)m, view.v_ctr);
+		cur = view_total(&view, (enum metric_id)m);
 		v = cur - dump_prev[m];
 		dump_prev[m] = cur;
 		shape = md->md_shape;
@@ -258,7 +259,7 @@ void dump_write(int64_t now)
 			put(l, "%llu", (unsigned long long)cur);
 		}
 		if (shape & DUMP_PCT)
-			percentiles(l, md->md_key, aggregate_hist((enum metric_id)m, AG_INTERVAL));
+			percentiles(l, md->md_key, view.v_pct[md->md_source][PCT_INTERVAL]);
 		if (shape & DUMP_ROUTES)
 			routes(l);
 		if (shape & DUMP_POOL) {

@@ -1,7 +1,9 @@
 /* prom.c: the /metrics page, in the Prometheus text format 0.0.4 or OpenMetrics 1.0
  * (contract in include/render.h).  It walks the metric table in order, so every family
- * appears once, with one HELP and one TYPE line, in the table's order.
- * It touches: the aggregate's view (aggregate_view()); /proc through proc.h. */
+ * appears once, with one HELP and one TYPE line, in the table's order; a row's kind says
+ * how its series are written, its source where in the view they are.
+ * It touches: the aggregate's view (aggregate_view()), which it completes with the figures
+ * of the tap, the access log, the readiness probe and /proc (proc.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,20 +148,29 @@ static const char *le_sec_ptr[CONFIG_MAX_BUCKETS];
 static char le_bytes[AG_SIZE_BOUNDS][24];
 static const char *le_bytes_ptr[AG_SIZE_BOUNDS];
 
-static void labelled_counters(struct buf *b, enum metric_id id, const char *label,
-    const uint64_t *ctr, const char *const *names, unsigned n)
+/* A VALUES or SECONDS row: one series per value of its label set, or one unlabelled. */
+static void values(struct buf *b, enum metric_id id)
 {
+	const struct metric_def *md = &metric_defs[id];
+	const struct label_set *ls = md->md_labels;
+	char labels[128];
 	unsigned i;
 
-	char labels[128];
-
 	family(b, id);
-	for (i = 0; i < n; i++) {
-		snprintf(labels, sizeof(labels), "%s=\"%s\"", label, names[i]);
-		buf_printf(b, "%s{%s} %llu\n", metric_defs[id].md_name, labels,
-		    (unsigned long long)ctr[i]);
-		if (metric_defs[id].md_type == MT_COUNTER)
-			created(b, metric_defs[id].md_name, labels);
+	for (i = 0; i < metric_nvalues(md); i++) {
+		uint64_t v = view.v_val[md->md_source + i];
+
+		if (ls)
+			snprintf(labels, sizeof(labels), "%s=\"%s\"", ls->ls_label, ls->ls_values[i]);
+		else
+			labels[0] = '\0';
+		buf_printf(b, ls ? "%s{%s}" : "%s%s", md->md_name, labels);
+		if (md->md_kind == MK_SECONDS)
+			buf_printf(b, " %.2f\n", (double)v / 1e9);
+		else
+			buf_printf(b, " %llu\n", (unsigned long long)v);
+		if (md->md_type == MT_COUNTER)
+			created(b, md->md_name, labels);
 	}
 }
 
@@ -198,7 +209,7 @@ static int by_key(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void requests(struct buf *b, const uint64_t *ctr)
+static void requests(struct buf *b)
 {
 	const char *name = metric_defs[METRIC_HTTP_REQUESTS].md_name;
 	struct req_list l = { NULL, 0, 0 };
@@ -227,11 +238,11 @@ static void requests(struct buf *b, const uint64_t *ctr)
 		created(b, name, lb.b_data);
 	}
 	/* Counted exactly, but a worker's table had no room for its labels. */
-	if (ctr[CTR_REQ_UNCLASSIFIED]) {
+	if (view.v_val[CTR_REQ_UNCLASSIFIED]) {
 		static const char unclassified[] = "method=\"OTHER\",code=\"unclassified\",route=\"other\"";
 
 		buf_printf(b, "%s{%s} %llu\n", name, unclassified,
-		    (unsigned long long)ctr[CTR_REQ_UNCLASSIFIED]);
+		    (unsigned long long)view.v_val[CTR_REQ_UNCLASSIFIED]);
 		created(b, name, unclassified);
 	}
 	buf_free(&lb);
@@ -246,8 +257,8 @@ static void route_hists(struct buf *b, enum metric_id id)
 	family(b, id);
 	for (r = 0; r < view.v_nroutes; r++) {
 		const struct route_agg *ra = view.v_routes[r];
-		const struct hist_prom *hp = id == METRIC_HTTP_REQUEST_DURATION ? &ra->ra_dur_prom :
-		    &ra->ra_app_prom;
+		int app = metric_defs[id].md_source == VH_APP;
+		const struct hist_prom *hp = app ? &ra->ra_app_prom : &ra->ra_dur_prom;
 
 		if (hp->hp_count == 0)
 			continue;
@@ -258,8 +269,7 @@ static void route_hists(struct buf *b, enum metric_id id)
 		if (lb.b_failed)
 			break;
 		prom_hist(b, metric_defs[id].md_name, lb.b_data, hp, view.v_nbounds, le_sec_ptr, 1e9,
-		    ra->ra_ex == NULL ? NULL : id == METRIC_HTTP_REQUEST_DURATION ? ra->ra_ex :
-		    ra->ra_ex + view.v_nbounds + 1);
+		    ra->ra_ex == NULL ? NULL : app ? ra->ra_ex + view.v_nbounds + 1 : ra->ra_ex);
 	}
 	buf_free(&lb);
 }
@@ -296,17 +306,6 @@ static void otel_hists(struct buf *b)
 	buf_free(&lb);
 }
 
-/* A family of one unlabelled series (a counter's with its _created). */
-static void single(struct buf *b, enum metric_id id, uint64_t v)
-{
-	const struct metric_def *md = &metric_defs[id];
-
-	family(b, id);
-	buf_printf(b, "%s %llu\n", md->md_name, (unsigned long long)v);
-	if (md->md_type == MT_COUNTER)
-		created(b, md->md_name, "");
-}
-
 /* target_info: the labels --label gave, if any. */
 static void target_info(struct buf *b)
 {
@@ -324,40 +323,53 @@ static void target_info(struct buf *b)
 	buf_append(b, "} 1\n", 4);
 }
 
-/* The counter families labelled by a reason: a run of slot counters and their labels. */
-static const struct {
-	enum metric_id br_metric;
-	enum shm_counter br_first;
-	const char *const *br_names;
-	unsigned br_n;
-} by_reason[] = {
-	{ METRIC_CONNECTIONS, CTR_CLOSE, close_reason_names, CLOSE_MAX },
-	{ METRIC_HTTP_INCOMPLETE, CTR_INCOMPLETE, incomplete_reason_names, INCOMPLETE_MAX },
-	{ METRIC_OPAQUE, CTR_OPAQUE, opaque_reason_names, OPAQUE_MAX },
-	{ METRIC_UPSTREAM_ERRORS, CTR_UPSTREAM, upstream_error_names, UPSTREAM_MAX },
-};
-
-void render_prometheus(struct buf *b, int openmetrics)
+/* One histogram for all routes: its bounds by its unit (seconds or bytes). */
+static void hist_family(struct buf *b, enum metric_id id)
 {
-	static const char *const accept_names[] = { "emfile", "other" };
-	static const char *const log_drop_names[] = { "ring", "output" };
-	static const char *const tap_drop_names[] = { "slow", "max_rps" };
+	const struct metric_def *md = &metric_defs[id];
+	int bytes = ends_with(md->md_name, strlen(md->md_name), "_bytes");
+
+	family(b, id);
+	prom_hist(b, md->md_name, "", view.v_prom[md->md_source],
+	    bytes ? AG_SIZE_BOUNDS : view.v_nbounds, bytes ? le_bytes_ptr : le_sec_ptr,
+	    bytes ? 1 : 1e9, NULL);
+}
+
+/* The figures of the master's other parts that /metrics shows: they are not the
+ * aggregate's, so the view has room for them and this fills it. */
+static void outside_values(uint64_t *val)
+{
 	static int32_t pids[AG_SLOTS_MAX + 1];	/* the master, the workers, the keeper */
-	const uint64_t *ctr = view.v_ctr;
-	const struct pool_view *pv = &view.v_pool;
-	uint64_t acc[2], states[WORKER_STATE_MAX];
 	struct tap_stats ts;
 	struct proc_sum ps;
-	unsigned m, i, np = 0;
+	unsigned i, np = 0;
 
-	om = openmetrics;
-	aggregate_view(&view);
+	val[VAL_UPSTREAM_UP] = (uint64_t)ready_app_up(clock_mono_ns());
+	val[VAL_LOG_DROPPED_OUTPUT] = accesslog_dropped();
+	tap_get_stats(&ts);
+	val[VAL_TAP_CLIENTS] = tap_clients();
+	val[VAL_TAP_LINES] = ts.ts_lines;
+	val[VAL_TAP_DROPPED] = ts.ts_dropped_slow;
+	val[VAL_TAP_DROPPED_RATE] = ts.ts_dropped_rate;
+	val[VAL_TAP_CUT] = ts.ts_cut;
 	pids[np++] = (int32_t)getpid();
 	for (i = 0; i < view.v_nslots; i++)
 		if (view.v_rows[i].sr_pid > 0)
 			pids[np++] = view.v_rows[i].sr_pid;
 	proc_sum(pids, np, &ps);
-	tap_get_stats(&ts);
+	val[VAL_CPU_NS] = (uint64_t)(ps.ps_cpu * 1e9);
+	val[VAL_RSS] = ps.ps_rss;
+	val[VAL_FDS] = ps.ps_fds;
+	val[VAL_START] = (uint64_t)started_wall;
+}
+
+void render_prometheus(struct buf *b, int openmetrics)
+{
+	unsigned m;
+
+	om = openmetrics;
+	aggregate_view(&view);
+	outside_values(view.v_val);
 	for (m = 0; m < METRIC_MAX; m++) {
 		const struct metric_def *md = &metric_defs[m];
 
@@ -367,109 +379,29 @@ void render_prometheus(struct buf *b, int openmetrics)
 		if ((m == METRIC_HTTP_REQUEST_DURATION && cfg.cf_metric_names == NAMES_OTEL) ||
 		    (m == METRIC_OTEL_REQUEST_DURATION && cfg.cf_metric_names == NAMES_SIDEMETER))
 			continue;
-		for (i = 0; i < sizeof(by_reason) / sizeof(by_reason[0]); i++)
-			if (by_reason[i].br_metric == m)
-				break;
-		if (i < sizeof(by_reason) / sizeof(by_reason[0])) {
-			labelled_counters(b, (enum metric_id)m, "reason", ctr + by_reason[i].br_first,
-			    by_reason[i].br_names, by_reason[i].br_n);
-			continue;
-		}
-		switch ((enum metric_id)m) {
-		case METRIC_ACCESS_LOG_DROPPED:
-			acc[0] = ctr[CTR_LOG_DROPPED];
-			acc[1] = accesslog_dropped();
-			labelled_counters(b, METRIC_ACCESS_LOG_DROPPED, "where", acc, log_drop_names, 2);
+		switch (md->md_kind) {
+		case MK_VALUES:
+		case MK_SECONDS:
+			values(b, (enum metric_id)m);
 			break;
-		case METRIC_TAP_CLIENTS:
-			single(b, METRIC_TAP_CLIENTS, tap_clients());
+		case MK_REQUESTS:
+			requests(b);
 			break;
-		case METRIC_TAP_LINES:
-			single(b, METRIC_TAP_LINES, ts.ts_lines);
+		case MK_HIST:
+			hist_family(b, (enum metric_id)m);
 			break;
-		case METRIC_TAP_DROPPED:
-			acc[0] = ts.ts_dropped_slow;
-			acc[1] = ts.ts_dropped_rate;
-			labelled_counters(b, METRIC_TAP_DROPPED, "reason", acc, tap_drop_names, 2);
-			break;
-		case METRIC_TAP_CUT:
-			single(b, METRIC_TAP_CUT, ts.ts_cut);
-			break;
-		case METRIC_ACCEPT_ERRORS:
-			acc[0] = ctr[CTR_ACCEPT_EMFILE];
-			acc[1] = ctr[CTR_ACCEPT_ERROR];
-			labelled_counters(b, METRIC_ACCEPT_ERRORS, "reason", acc, accept_names, 2);
-			break;
-		case METRIC_WORKERS:
-			for (i = 0; i < WORKER_STATE_MAX; i++)
-				states[i] = pv->pv_state[i];
-			/* FREE is an empty slot, not a worker */
-			labelled_counters(b, METRIC_WORKERS, "state", states + 1, worker_state_names + 1,
-			    WORKER_STATE_MAX - 1);
-			break;
-		case METRIC_UPSTREAM_UP:
-			family(b, METRIC_UPSTREAM_UP);
-			buf_printf(b, "%s %d\n", md->md_name, ready_app_up(clock_mono_ns()));
-			break;
-		case METRIC_WORKERS_LIMIT:
-			family(b, METRIC_WORKERS_LIMIT);
-			buf_printf(b, "%s{bound=\"min\"} %u\n%s{bound=\"max\"} %u\n", md->md_name,
-			    view.v_workers_min, md->md_name, view.v_workers_max);
-			break;
-		case METRIC_HTTP_REQUESTS:
-			requests(b, ctr);
-			break;
-		case METRIC_HTTP_REQUEST_DURATION:
-		case METRIC_HTTP_UPSTREAM_DURATION:
+		case MK_ROUTE_HIST:
 			route_hists(b, (enum metric_id)m);
 			break;
-		case METRIC_OTEL_REQUEST_DURATION:
+		case MK_OTEL:
 			otel_hists(b);
 			break;
-		case METRIC_CONNECT_DURATION:
-			family(b, METRIC_CONNECT_DURATION);
-			prom_hist(b, md->md_name, "", view.v_connect_prom, view.v_nbounds, le_sec_ptr, 1e9,
-			    NULL);
-			break;
-		case METRIC_CONNECTION_DURATION:
-			family(b, METRIC_CONNECTION_DURATION);
-			prom_hist(b, md->md_name, "", view.v_conn_prom, view.v_nbounds, le_sec_ptr, 1e9,
-			    NULL);
-			break;
-		case METRIC_HTTP_REQUEST_SIZE:
-			family(b, METRIC_HTTP_REQUEST_SIZE);
-			prom_hist(b, md->md_name, "", view.v_req_size, AG_SIZE_BOUNDS, le_bytes_ptr, 1,
-			    NULL);
-			break;
-		case METRIC_HTTP_RESPONSE_SIZE:
-			family(b, METRIC_HTTP_RESPONSE_SIZE);
-			prom_hist(b, md->md_name, "", view.v_resp_size, AG_SIZE_BOUNDS, le_bytes_ptr, 1,
-			    NULL);
-			break;
-		case METRIC_TARGET_INFO:
+		case MK_TARGET:
 			target_info(b);
 			break;
-		case METRIC_BUILD_INFO:
-			family(b, METRIC_BUILD_INFO);
+		case MK_BUILD:
+			family(b, (enum metric_id)m);
 			buf_printf(b, "%s{version=\"%s\"} 1\n", md->md_name, SIDEMETER_VERSION);
-			break;
-		case METRIC_PROCESS_CPU:
-			family(b, METRIC_PROCESS_CPU);
-			buf_printf(b, "%s %.2f\n", md->md_name, ps.ps_cpu);
-			created(b, md->md_name, "");
-			break;
-		case METRIC_PROCESS_RSS:
-			single(b, METRIC_PROCESS_RSS, ps.ps_rss);
-			break;
-		case METRIC_PROCESS_FDS:
-			single(b, METRIC_PROCESS_FDS, ps.ps_fds);
-			break;
-		case METRIC_PROCESS_START:
-			single(b, METRIC_PROCESS_START, (uint64_t)started_wall);
-			break;
-		default:
-			/* a plain counter or gauge: one unlabelled value */
-			single(b, (enum metric_id)m, aggregate_total((enum metric_id)m, ctr));
 			break;
 		}
 	}

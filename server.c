@@ -500,7 +500,7 @@ static void pool(int64_t now)
 	/* No worker idle while connections wait: workers hand idle connections to the keeper
 	 * at once instead of after --park-after, which frees them for the waiting ones. */
 	atomic_store_explicit(&m.m_shm->sh_hurry, m.m_keeper_on && idle == 0 &&
-	    aggregate_total(METRIC_LISTEN_QUEUE, NULL) > 0, memory_order_relaxed);
+	    aggregate_listen_queue() > 0, memory_order_relaxed);
 
 	/* Older generations leave once the current one can take the load.  The keeper stays:
 	 * what it holds goes to the new generation. */

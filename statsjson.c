@@ -11,6 +11,8 @@
 #include "ready.h"
 #include "render.h"
 
+static struct agg_view view;	/* the page's figures, read once a page */
+
 static void json_ms(struct buf *b, const char *key, uint64_t ns, int have)
 {
 	if (have)
@@ -48,6 +50,28 @@ static void json_str(struct buf *b, const char *s)
 	buf_append(b, "\"", 1);
 }
 
+/* The percentiles of every row that has them, as "KEY_ms": an object named name, or (NULL)
+ * the rest of one already open. */
+static void pct_set(struct buf *b, const char *name, int which)
+{
+	char key[64];
+	unsigned m, k = 0;
+
+	if (name)
+		buf_printf(b, ",\"%s\":{", name);
+	for (m = 0; m < METRIC_MAX; m++) {
+		const struct metric_def *md = &metric_defs[m];
+
+		if (!(md->md_shape & DUMP_PCT))
+			continue;
+		snprintf(key, sizeof(key), "%s_ms", md->md_key);
+		if (k++ || name == NULL)
+			buf_append(b, ",", 1);
+		json_pct(b, key, view.v_pct[md->md_source][which]);
+	}
+	buf_append(b, "}", 1);
+}
+
 struct route_row {
 	uint64_t rr_count, rr_4xx, rr_5xx;
 };
@@ -68,11 +92,10 @@ static void count_route_rows(void *ctx, unsigned route, unsigned method, unsigne
 void render_stats(struct buf *b)
 {
 	static struct route_row rows[AG_ROUTES];
-	static struct agg_view view;	/* the page's figures, read once */
-	const uint64_t *ctr = view.v_ctr, *classes = view.v_classes;
+	const uint64_t *classes = view.v_classes;
 	const struct pool_view *pv = &view.v_pool;
 	int64_t now = clock_mono_ns();
-	unsigned i, k;
+	unsigned i, k, m;
 
 	aggregate_view(&view);
 	memset(rows, 0, sizeof(rows));
@@ -86,40 +109,21 @@ void render_stats(struct buf *b)
 	buf_printf(b, ",\"uptime_s\":%.1f,\"stopping\":%s,\"dump_interval_s\":%.3f",
 	    (double)(now - view.v_started) / 1e9, ready_stopping() ? "true" : "false",
 	    (double)cfg.cf_dump_interval_ms / 1000);
-	buf_printf(b, ",\"totals\":{\"conns\":%llu,\"active\":%u,\"requests\":%llu,"
-	    "\"incomplete\":%llu,\"opaque\":%llu,\"tunnels\":%llu,\"upstream_errors\":%llu,"
-	    "\"in_bytes\":%llu,\"out_bytes\":%llu,\"restarts\":%llu,\"dropped\":%llu}",
-	    (unsigned long long)aggregate_total(METRIC_CONNECTIONS, ctr), pv->pv_active,
-	    (unsigned long long)aggregate_total(METRIC_HTTP_REQUESTS, ctr),
-	    (unsigned long long)aggregate_total(METRIC_HTTP_INCOMPLETE, ctr),
-	    (unsigned long long)aggregate_total(METRIC_OPAQUE, ctr),
-	    (unsigned long long)ctr[CTR_TUNNELS],
-	    (unsigned long long)aggregate_total(METRIC_UPSTREAM_ERRORS, ctr),
-	    (unsigned long long)ctr[CTR_BYTES_IN], (unsigned long long)ctr[CTR_BYTES_OUT],
-	    (unsigned long long)view.v_restarts, (unsigned long long)ctr[CTR_RING_DROPPED]);
-	buf_printf(b, ",\"codes\":{\"1xx\":%llu,\"2xx\":%llu,\"3xx\":%llu,\"4xx\":%llu,"
-	    "\"5xx\":%llu,\"other\":%llu}", (unsigned long long)classes[1],
-	    (unsigned long long)classes[2], (unsigned long long)classes[3],
-	    (unsigned long long)classes[4], (unsigned long long)classes[5],
-	    (unsigned long long)classes[0]);
-
-	buf_append(b, ",\"since_start\":{", 16);
-	json_pct(b, "request_ms", view.v_req);
-	buf_append(b, ",", 1);
-	json_pct(b, "app_ms", view.v_app);
-	buf_append(b, ",", 1);
-	json_pct(b, "connect_ms", view.v_connect);
-	buf_append(b, ",", 1);
-	json_pct(b, "conn_ms", view.v_conn);
-	buf_printf(b, "},\"last_interval\":{\"seconds\":%.3f,", view.v_last_secs);
-	json_pct(b, "request_ms", view.v_last_req);
-	buf_append(b, ",", 1);
-	json_pct(b, "app_ms", view.v_last_app);
-	buf_append(b, ",", 1);
-	json_pct(b, "connect_ms", view.v_last_connect);
-	buf_append(b, ",", 1);
-	json_pct(b, "conn_ms", view.v_last_conn);
+	/* The table's rows with a key: counters since the start, gauges now (the summary
+	 * line's names); in --mode tcp too, so the page has one shape. */
+	buf_append(b, ",\"totals\":{", 11);
+	for (m = 0, k = 0; m < METRIC_MAX; m++)
+		if (metric_defs[m].md_shape & (DUMP_SUM | DUMP_VALUE))
+			buf_printf(b, "%s\"%s\":%llu", k++ ? "," : "", metric_defs[m].md_key,
+			    (unsigned long long)view_total(&view, (enum metric_id)m));
+	buf_append(b, "},\"codes\":{", 11);
+	for (i = 1; i <= 6; i++)
+		buf_printf(b, "%s\"%s\":%llu", i > 1 ? "," : "", aggregate_class_names[i % 6],
+		    (unsigned long long)classes[i % 6]);
 	buf_append(b, "}", 1);
+	pct_set(b, "since_start", PCT_START);
+	buf_printf(b, ",\"last_interval\":{\"seconds\":%.3f", view.v_last_secs);
+	pct_set(b, NULL, PCT_LAST);
 
 	buf_append(b, ",\"routes\":[", 11);
 	for (i = 0, k = 0; i < view.v_nroutes; i++) {

@@ -125,20 +125,22 @@ struct pool_view {
  * read only it (and the functions below that compute from it), never the aggregate, shared
  * memory or an atomic.  Its pointers point into the aggregate: valid until the next drain,
  * and a page is rendered between two turns of the master's loop. */
+/* Which of a view's percentile histograms (v_pct): since the start, the running interval,
+ * the last complete interval. */
+enum { PCT_START, PCT_INTERVAL, PCT_LAST, PCT_MAX };
+
 struct agg_view {
-	uint64_t v_ctr[CTR_MAX];		/* every slot's counters, summed */
+	uint64_t v_val[VAL_MAX];		/* enum view_value: counters summed, and the rest */
 	uint64_t v_classes[6];			/* answers by class ([0]: other) */
 	struct pool_view v_pool;
 	int64_t v_started;			/* the master's start, monotonic ns */
-	uint64_t v_restarts;
 	unsigned v_max_parked, v_keeper_slot;
-	unsigned v_workers_min, v_workers_max;
 	unsigned v_nbounds;			/* --buckets */
-	/* since the start, and the last complete interval (v_last_secs long; 0: none yet) */
-	const struct hist *v_req, *v_app, *v_connect, *v_conn;
-	const struct hist *v_last_req, *v_last_app, *v_last_connect, *v_last_conn;
-	double v_last_secs;
-	const struct hist_prom *v_connect_prom, *v_conn_prom, *v_req_size, *v_resp_size;
+	/* all routes together, by enum view_hist: the buckets (NULL: kept per route, or not
+	 * kept), and the percentiles (NULL for the sizes) */
+	const struct hist_prom *v_prom[VH_MAX];
+	const struct hist *v_pct[VH_MAX][PCT_MAX];
+	double v_last_secs;			/* the last complete interval's length; 0: none */
 	struct route_agg *const *v_routes;
 	unsigned v_nroutes;
 	struct otel_series *const *v_otel;
@@ -153,6 +155,9 @@ struct agg_view {
 };
 
 void aggregate_view(struct agg_view *v);
+
+/* A VALUES, SECONDS or REQUESTS row's value, its labels summed; 0 for the others. */
+uint64_t view_total(const struct agg_view *v, enum metric_id id);
 
 /* The i-th point of a view's history, oldest first. */
 static inline const struct history_point *view_history(const struct agg_view *v, unsigned i)
@@ -184,8 +189,8 @@ size_t aggregate_drain(void);
 /* Sum every slot's counters. */
 void aggregate_counters(uint64_t ctr[CTR_MAX]);
 
-/* A counter or gauge metric summed over its labels, from counters summed by the above. */
-uint64_t aggregate_total(enum metric_id id, const uint64_t ctr[CTR_MAX]);
+/* Connections in the listen backlog that no worker has taken yet (0 where not known). */
+uint64_t aggregate_listen_queue(void);
 
 /* Every slot's exact request counts, by global route: fn is called once per slot entry, so
  * the same labels may come more than once (from different slots). */
@@ -199,17 +204,15 @@ const char *aggregate_route_of(unsigned slot, unsigned local);
 /* The name of global route r. */
 const char *aggregate_route_name(unsigned r);
 
-/* A histogram metric's all-routes histogram, since start or for the interval (NULL if it
- * has none). */
-const struct hist *aggregate_hist(enum metric_id id, int which);
-
 /* End the interval at now: keep a summary of it, start the next. */
 void aggregate_rotate(int64_t now);
 
 /* Add a history point for the time since the last one. */
 void aggregate_tick(int64_t now);
 
-/* Exact answers so far, by status class ([1] 1xx ... [5] 5xx, [0] anything else). */
+/* Exact answers so far, by status class ([1] 1xx ... [5] 5xx, [0] anything else), and the
+ * classes' names in every output ("1xx" ... "5xx", "other"). */
+extern const char *const aggregate_class_names[6];
 void aggregate_classes(uint64_t classes[6]);
 
 /* The scoreboard at a glance. */

@@ -80,7 +80,7 @@ setup() {
 	expect_eq "rotations logged" 10 "$(grep -c 'rotating workers' "$BATS_TEST_TMPDIR/sm.err")"
 	sm_dump
 	expect_eq "connections counted" "$answers" "$(dump_total conns)"
-	expect_eq "requests counted" "$answers" "$(dump_total reqs)"
+	expect_eq "requests counted" "$answers" "$(dump_total requests)"
 	expect_eq "restarts (rotation is not a restart)" 0 "$(dump_total restarts)"
 }
 
@@ -130,7 +130,7 @@ setup() {
 	expect_eq "the stalled head was closed" 1 "$(json_field "$BATS_TEST_TMPDIR/stalled.out" closed)"
 	expect_eq "the head that finished in time was answered" 200 "$(json_field "$BATS_TEST_TMPDIR/finishing.out" code)"
 	expect_eq "connections counted" 2 "$(dump_total conns)"
-	expect_eq "the one request answered" 1 "$(dump_total reqs)"
+	expect_eq "the one request answered" 1 "$(dump_total requests)"
 }
 
 @test "job mode: POST /quitquitquit from loopback drains and exits 0, counted in the last summary line" {

@@ -19,7 +19,7 @@ setup() {
 	expect_ge "lines in 2.3 s at 0.5 s" 3 "$n"
 	expect_le "lines in 2.3 s at 0.5 s" 5 "$n"
 	run head -1 "$BATS_TEST_TMPDIR/sm.out"
-	assert_output --regexp '^20[0-9-]{8}T[0-9:]{8}Z interval_s=0\.[45][0-9]* conns=0 conns_per_s=0\.0 active=0 in_bytes=0 out_bytes=0 connect_ms=- conn_ms=- reqs=0 reqs_per_s=0\.0 1xx=0 2xx=0 3xx=0 4xx=0 5xx=0 req_ms=- top=- slow=- app_ms=- incomplete=0 opaque=0 tunnels=0 upstream_errors=0 accept_errors=0 workers=0/4 queued=0 parked=0 restarts=0 dropped=0 quit_requests=0 upstream_down_exits=0$'
+	assert_output --regexp '^20[0-9-]{8}T[0-9:]{8}Z interval_s=0\.[45][0-9]* conns=0 conns_per_s=0\.0 active=0 in_bytes=0 out_bytes=0 connect_ms=- conn_ms=- requests=0 requests_per_s=0\.0 1xx=0 2xx=0 3xx=0 4xx=0 5xx=0 request_ms=- top=- slow=- app_ms=- incomplete=0 opaque=0 tunnels=0 upstream_errors=0 accept_errors=0 workers=0/4 queued=0 parked=0 restarts=0 dropped=0 quit_requests=0 upstream_down_exits=0$'
 }
 
 @test "JSON dump lines parse and add up to what the clients did" {

@@ -161,7 +161,7 @@ page_value() {
 	expect_le "ms until the idle ones were closed" 1500 "$idle_ms"
 	expect_eq "the stalled head's answer" 200 "$(json_field "$BATS_TEST_TMPDIR/slow.out" code)"
 	expect_eq "connections counted in the last summary" 21 "$(dump_total conns)"
-	expect_eq "requests counted in the last summary" 21 "$(dump_total reqs)"
+	expect_eq "requests counted in the last summary" 21 "$(dump_total requests)"
 	echo "# TERM with 20 idle and 1 stalled head parked: the idle closed within $idle_ms ms, the head answered, exit 0" >&3
 }
 

@@ -126,9 +126,9 @@ check_pod() {
 		{ echo "target_info: not from the Downward API: $(grep '^target_info' "$BATS_TEST_TMPDIR/metrics.txt"); the sidecar's labels: $(podman exec "$SM_CTR" env | grep '^SIDEMETER_LABEL' | tr '\n' ' ')" >&2; return 1; }
 	sleep 1.5
 	podman logs "$SM_CTR" >"$BATS_TEST_TMPDIR/logs.txt" 2>&1
-	expect_ge "summary lines in the container log" 1 "$(grep -c ' reqs=' "$BATS_TEST_TMPDIR/logs.txt")"
+	expect_ge "summary lines in the container log" 1 "$(grep -c ' requests=' "$BATS_TEST_TMPDIR/logs.txt")"
 	expect_eq "requests in the summary lines" "$n" \
-		"$(grep -o ' reqs=[0-9]*' "$BATS_TEST_TMPDIR/logs.txt" | awk -F= '{ s += $2 } END { print s }')"
+		"$(grep -o ' requests=[0-9]*' "$BATS_TEST_TMPDIR/logs.txt" | awk -F= '{ s += $2 } END { print s }')"
 
 	# the stop: a download in flight (600 KB at 150 KB/s), readiness 503 at once, the port
 	# serving through --drain-delay, everything exits 0, and the pod is down in seconds

@@ -42,7 +42,7 @@ stats = json.load(open(stats_file))
 tot = stats["totals"]
 
 # the summary lines, added up: JSON objects, or text "key=value" words
-sums, classes = {}, {}
+sums, classes, seen_classes = {}, {}, set()
 for line in open(lines_file):
     line = line.strip()
     if fmt == "json":
@@ -54,18 +54,20 @@ for line in open(lines_file):
                 sums[k] = sums.get(k, 0) + v
         for k, v in (d.get("codes") or {}).items():
             classes[k[0]] = classes.get(k[0], 0) + v
+            seen_classes.add(k)
     else:
-        if " reqs=" not in line and " conns=" not in line:
+        if " requests=" not in line and " conns=" not in line:
             continue
         for k, v in re.findall(r' (\w+)=([0-9]+)(?= |$)', line):
             if re.fullmatch(r'[1-5]xx', k):
                 classes[k[0]] = classes.get(k[0], 0) + int(v)
+                seen_classes.add(k)
             else:
                 sums[k] = sums.get(k, 0) + int(v)
 
 checks = [
     ("connections", msum("sidemeter_connections_total"), tot["conns"], sums.get("conns", "absent")),
-    ("requests", msum("sidemeter_http_requests_total"), tot["requests"], sums.get("reqs", "absent")),
+    ("requests", msum("sidemeter_http_requests_total"), tot["requests"], sums.get("requests", "absent")),
     ("incomplete", msum("sidemeter_http_requests_incomplete_total"), tot["incomplete"],
      sums.get("incomplete", "absent")),
     ("opaque", msum("sidemeter_opaque_connections_total"), tot["opaque"], sums.get("opaque", "absent")),
@@ -78,8 +80,20 @@ checks = [
      sums.get("restarts", "absent")),
     ("ring drops", msum("sidemeter_ring_dropped_records_total"), tot["dropped"],
      sums.get("dropped", "absent")),
+    ("accept errors", msum("sidemeter_accept_errors_total"), tot["accept_errors"],
+     sums.get("accept_errors", "absent")),
     ("active now", msum("sidemeter_connections_active"), tot["active"], None),
 ]
+# One vocabulary: every counter of /stats.json's totals is in the lines under its name, with
+# the same sum (the gauges' sums over lines mean nothing; their names must still be there).
+for k in sorted(tot):
+    if k in ("active", "queued", "parked"):
+        checks.append(("name %s in the lines" % k, 1, 1, 1 if k in sums else "absent"))
+    else:
+        checks.append(("total %s" % k, tot[k], tot[k], sums.get(k, "absent")))
+for k in stats["codes"]:
+    if k != "other":
+        checks.append(("class name %s in the lines" % k, 1, 1, 1 if k in seen_classes else "absent"))
 for c in range(1, 6):
     checks.append(("%dxx" % c, mclass(c), stats["codes"]["%dxx" % c], classes.get(str(c), 0)))
 # the routes: /metrics by route against /stats.json's table
