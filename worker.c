@@ -7,11 +7,11 @@
  * Every outcome is counted in the worker's shared-memory slot; nothing here waits for the
  * master or the keeper.
  *
+ * The relay policy is worker_policy.c's, the wait for work worker_wait.c's; what the three
+ * share is include/worker_int.h.
+ *
  * It touches: its own slot (through account.c and the score_* functions), its connection's
  * two sockets, the keeper's channels' worker ends; never another slot. */
-#if defined(__linux__)
-#define _GNU_SOURCE		/* accept4 */
-#endif
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -21,11 +21,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#if defined(__linux__) && !defined(SIDEMETER_NO_EPOLL)
-#include <sys/epoll.h>
-#define HAVE_EPOLL 1
-#endif
-
 #include "account.h"
 #include "clock.h"
 #include "config.h"
@@ -34,54 +29,25 @@
 #include "observer.h"
 #include "relay.h"
 #include "route.h"
-#include "worker.h"
+#include "worker_int.h"
 
-#define LINGER_MS 2000		/* how long a closing client may still send before we close */
-#define BACKOFF_MS 100		/* pause after an accept that failed for lack of resources */
-#define ANSWER_MS 1000		/* time given to write a 502/504 */
-#define PARK_RETRY_MS 1000	/* after the keeper had no room: keep it this long first */
-#define DRAIN_HEAD_MS 2000	/* leaving: a request head in progress has this long to finish */
-
-static volatile sig_atomic_t worker_quit;
-static int64_t quit_seen;		/* when this worker first saw worker_quit */
-
-/* One client connection and its application connection. */
-struct conn {
-	int cn_fd[2];			/* RELAY_CLIENT, RELAY_UPSTREAM; -1 when closed */
-	int64_t cn_accepted;
-	int64_t cn_connected;		/* 0: the application was never reached */
-	int64_t cn_last_io;		/* last byte either way */
-	int64_t cn_last_in;		/* last byte from the client */
-	uint32_t cn_requests;		/* exchanges reported on this connection */
-	int cn_answered;		/* we wrote an answer of our own (502/504) */
-	int cn_connect_errno;		/* why connecting failed */
-	int64_t cn_park_after;		/* no hand-off to the keeper before this */
-#define PARK_NOT_UNREAD INT64_MAX	/* ... nor before a byte has been read (it came back) */
-	int cn_slow_tick;		/* the client socket's SO_RCVTIMEO is RELAY_TICK_MS now */
-	uint32_t cn_stay_from;		/* cn_requests when this worker took the connection */
-	int cn_asked;			/* idle_crowded() has looked during this stay */
-	int64_t cn_head_asked;		/* head_crowded() looked when cn_last_in was this */
-	struct sockaddr_storage cn_peer;	/* the client (for the access log); family 0: unknown */
-	int cn_opaque;			/* enum opaque_reason once the observer stopped, else -1 */
-	struct relay cn_relay;
-	struct observer cn_obs;
-};
-
-static struct conn conn;
-static struct shm_slot *slot;
-static const struct worker_env *wenv;
+struct conn conn;
+struct shm_slot *w_slot;
+const struct worker_env *w_env;
+volatile sig_atomic_t w_quit;
+int64_t w_quit_seen;
 
 static void on_quit(int sig)
 {
 	(void)sig;
-	worker_quit = 1;
+	w_quit = 1;
 }
 
 
 /* The master's pipe is closed only when the master is gone. */
 static int master_gone(int timeout_ms)
 {
-	struct pollfd pfd = { .fd = wenv->we_alive_fd, .events = POLLIN };
+	struct pollfd pfd = { .fd = w_env->we_alive_fd, .events = POLLIN };
 
 	return poll(&pfd, 1, timeout_ms) == 1;
 }
@@ -130,7 +96,7 @@ static const struct sockaddr *peer_of(const struct conn *c)
  * client may come while a connection is open). */
 static unsigned log_wants(struct conn *c)
 {
-	unsigned w = account_log_wants(wenv->we_shm);
+	unsigned w = account_log_wants(w_env->we_shm);
 
 	if (w && c->cn_peer.ss_family == 0 && c->cn_fd[RELAY_CLIENT] >= 0)
 		net_peer(c->cn_fd[RELAY_CLIENT], &c->cn_peer);
@@ -158,10 +124,10 @@ static void conn_close(struct conn *c, enum close_reason why)
 	now = clock_mono_ns();
 	books_of(c, &cb);
 	if (wants)
-		account_log_conn(slot, wants, &cb, why, now, peer_of(c), c->cn_opaque);
-	account_conn_end(slot, &cb, why, now);
-	score_count_conn(slot);
-	score_conn_over(slot, now);
+		account_log_conn(w_slot, wants, &cb, why, now, peer_of(c), c->cn_opaque);
+	account_conn_end(w_slot, &cb, why, now);
+	score_count_conn(w_slot);
+	score_conn_over(w_slot, now);
 }
 
 /* ---- what the observer reports --------------------------------------------------------- */
@@ -179,14 +145,14 @@ static void obs_exchange(void *ctx, const struct obs_exchange *ex, int why)
 	const struct obs_trace *tr = observer_trace(&c->cn_obs, ex);
 	unsigned wants = log_wants(c);
 
-	account_exchange(slot, ex, tr, why);
+	account_exchange(w_slot, ex, tr, why);
 	if (wants)
-		account_log_exchange(slot, wants, ex, observer_meta(&c->cn_obs, ex), tr, why,
+		account_log_exchange(w_slot, wants, ex, observer_meta(&c->cn_obs, ex), tr, why,
 		    peer_of(c), c->cn_requests + 1);
 	/* The next request's strings are kept while someone wants lines (a tap client may
 	 * have come or gone since this connection began). */
 	observer_capture(&c->cn_obs, wants != 0);
-	score_count_request(slot);
+	score_count_request(w_slot);
 	c->cn_requests++;
 }
 
@@ -195,259 +161,16 @@ static void obs_opaque(void *ctx, enum opaque_reason why)
 	struct conn *c = ctx;
 
 	c->cn_opaque = (int)why;
-	shm_stats_add(slot, CTR_OPAQUE + why, 1);
+	shm_stats_add(w_slot, CTR_OPAQUE + why, 1);
 }
 
 static void obs_tunnel(void *ctx)
 {
 	(void)ctx;
-	shm_stats_add(slot, CTR_TUNNELS, 1);
+	shm_stats_add(w_slot, CTR_TUNNELS, 1);
 }
 
 static const struct obs_ops obs_ops = { obs_route, obs_exchange, obs_opaque, obs_tunnel };
-
-/* ---- the relay policy ------------------------------------------------------------------ */
-
-/* n bytes went by in direction dir: the clocks of the timeouts and the byte counters. */
-static void moved(struct conn *c, int dir, size_t n, int64_t now)
-{
-	c->cn_last_io = now;
-	if (c->cn_park_after == PARK_NOT_UNREAD)
-		c->cn_park_after = 0;
-	if (dir == RELAY_C2U) {
-		c->cn_last_in = now;
-		shm_stats_add(slot, CTR_BYTES_IN, n);
-	} else {
-		shm_stats_add(slot, CTR_BYTES_OUT, n);
-	}
-}
-
-/* The relay's directions are handed to the observer as its sides, unchanged. */
-_Static_assert(RELAY_C2U == OBS_REQ && RELAY_U2C == OBS_RESP,
-    "the relay's directions and the observer's sides are the same numbers");
-
-static enum close_reason on_data(void *ctx, int dir, const char *p, size_t n, int64_t now)
-{
-	struct conn *c = ctx;
-
-	moved(c, dir, n, now);
-	if (cfg.cf_mode == MODE_HTTP)
-		observer_feed(&c->cn_obs, dir, p, n, now);
-	return CLOSE_NONE;
-}
-
-static void on_unseen(void *ctx, int dir, size_t n, int64_t now)
-{
-	struct conn *c = ctx;
-
-	moved(c, dir, n, now);
-	if (cfg.cf_mode == MODE_HTTP)
-		observer_skip(&c->cn_obs, dir, n, now);
-}
-
-/* The application closed with requests in flight: none of them will be answered now, so
- * stop here.  If it never sent a byte on this connection the client gets a 502 (serve());
- * otherwise the close reaches the client after the application's last byte and nothing
- * else, and the requests are reported as cut short (a client retries them). */
-static enum close_reason on_eof(void *ctx, int dir, int64_t now)
-{
-	struct conn *c = ctx;
-	struct obs_status st;
-
-	c->cn_last_io = now;
-	if (cfg.cf_mode != MODE_HTTP)
-		return CLOSE_NONE;
-	observer_eof(&c->cn_obs, dir, now);
-	if (dir == RELAY_U2C) {
-		observer_status(&c->cn_obs, &st);
-		if (st.st_answerable || (st.st_mode == OBS_HTTP && st.st_oldest))
-			return CLOSE_UPSTREAM_CLOSED;
-	}
-	return CLOSE_NONE;
-}
-
-/* Keep the earliest deadline; say whether it has passed. */
-static int due(int64_t at, int64_t now, int64_t *deadline)
-{
-	if (at < *deadline)
-		*deadline = at;
-	return now >= at;
-}
-
-/* Bytes nobody needs to see move by splice (tcp mode, tunnels, opaque connections). */
-static enum close_reason tcp_check(const struct conn *c, int64_t now, struct relay_plan *plan)
-{
-	plan->rp_unseen[RELAY_C2U] = plan->rp_unseen[RELAY_U2C] = RELAY_ALL;
-	/* A leaving worker in tcp mode finishes the connection it has: the master's drain
-	 * timeout bounds how long that may take. */
-	if (due(c->cn_last_io + cfg.cf_idle_ms * NS_PER_MS, now, &plan->rp_deadline))
-		return CLOSE_IDLE_TIMEOUT;
-	return CLOSE_NONE;
-}
-
-/* May this connection go to the keeper now?  Only in http mode with a keeper that runs and
- * has room, when neither side has anything in flight, and not on the way out (a leaving
- * worker closes idle connections itself).  A connection the keeper has no room for stays
- * here, as it would without a keeper: counted, and not offered again for a while. */
-static int may_park(struct conn *c, int64_t now)
-{
-	const struct shm_slot *ks;
-
-	if (!wenv->we_keeper || worker_quit || now < c->cn_park_after ||
-	    !relay_quiet(&c->cn_relay) || !observer_parkable(&c->cn_obs))
-		return 0;
-	ks = shm_stats_slot(wenv->we_shm, wenv->we_shm->sh_keeper_slot);
-	if (score_pid(ks) > 0 && score_state(ks) != WORKER_LEAVING &&
-	    atomic_load_explicit(&wenv->we_shm->sh_held, memory_order_relaxed) <
-	    wenv->we_shm->sh_max_parked)
-		return 1;
-	shm_stats_add(slot, CTR_PARK_REFUSED, 1);
-	c->cn_park_after = now + PARK_RETRY_MS * NS_PER_MS;
-	/* Held here for a while: a read of the client need not come back every --park-after. */
-	if (!c->cn_slow_tick && net_set_rcvtimeo(c->cn_fd[RELAY_CLIENT], RELAY_TICK_MS) == 0) {
-		c->cn_slow_tick = 1;
-		relay_set_ticks(&c->cn_relay, RELAY_TICK_MS, RELAY_TICK_MS);
-	}
-	return 0;
-}
-
-/* Connections wait and no worker is idle (the master says so): an idle connection goes to
- * the keeper at once, not after --park-after. */
-static int hurry(void)
-{
-	return atomic_load_explicit(&wenv->we_shm->sh_hurry, memory_order_relaxed) != 0;
-}
-
-/* Do others wait for a worker: a connection in the listen queue, a pair the keeper hands
- * back?  Then a connection that is only waiting goes to the keeper at once rather than
- * after --park-after, so that a burst of clients does not hold a worker apiece and grow the
- * pool. */
-static int others_wait(void)
-{
-	struct pollfd pfd[2] = {
-		{ .fd = wenv->we_listen_fd, .events = POLLIN },
-		{ .fd = wenv->we_back_fd, .events = POLLIN },
-	};
-
-	return poll(pfd, 2, 0) > 0;
-}
-
-/* Between exchanges: asked once the first exchange of this stay is over, and once only, so
- * that a keep-alive connection in a worker pays one poll, not one per request. */
-static int idle_crowded(struct conn *c)
-{
-	if (c->cn_asked || c->cn_requests == c->cn_stay_from || !wenv->we_keeper ||
-	    !relay_quiet(&c->cn_relay))
-		return 0;
-	c->cn_asked = 1;
-	return others_wait();
-}
-
-/* In a request head that stopped short: asked again only when more of it came. */
-static int head_crowded(struct conn *c)
-{
-	if (c->cn_head_asked == c->cn_last_in || !relay_quiet(&c->cn_relay))
-		return 0;
-	c->cn_head_asked = c->cn_last_in;
-	return others_wait();
-}
-
-/* Which clock runs depends on where the exchange stands; so does who speaks next, and how
- * much of a body may pass unseen. */
-static enum close_reason http_check(struct conn *c, int64_t now, struct relay_plan *plan)
-{
-	int64_t *deadline = &plan->rp_deadline;
-	struct obs_status st;
-
-	observer_status(&c->cn_obs, &st);
-	/* Between exchanges the client speaks next (unless the last one ended the
-	 * connection: then a close may come from either side); once a request is complete,
-	 * and while its answer comes, the application.  (Uploads, early answers, pipelines,
-	 * tunnels: both may; poll.) */
-	if (st.st_mode == OBS_HTTP && st.st_idle && !st.st_closing)
-		plan->rp_expect = RELAY_C2U;
-	else if (st.st_mode == OBS_HTTP && (st.st_wait_since || st.st_responding) &&
-	    !st.st_head_since && !st.st_in_body)
-		plan->rp_expect = RELAY_U2C;
-	plan->rp_unseen[RELAY_C2U] = observer_unseen(&c->cn_obs, OBS_REQ);
-	plan->rp_unseen[RELAY_U2C] = observer_unseen(&c->cn_obs, OBS_RESP);
-	score_request(slot, st.st_oldest);
-	switch (st.st_mode) {
-	case OBS_TUNNEL:
-		if (due(c->cn_last_io + cfg.cf_tunnel_ms * NS_PER_MS, now, deadline))
-			return CLOSE_TUNNEL_TIMEOUT;
-		return CLOSE_NONE;
-	case OBS_OPAQUE:
-		return tcp_check(c, now, plan);
-	case OBS_HTTP:
-		break;
-	}
-	if (st.st_idle) {
-		/* Between requests: a leaving worker closes here, and only here; a client that
-		 * has just connected is owed its first exchange. */
-		if (worker_quit && observer_requests(&c->cn_obs) > 0)
-			return CLOSE_SHUTDOWN;
-		if (observer_requests(&c->cn_obs) == 0) {
-			if (due(c->cn_accepted + cfg.cf_header_ms * NS_PER_MS, now, deadline))
-				return CLOSE_HEADER_TIMEOUT;
-		} else if (due(c->cn_last_io + cfg.cf_keepalive_ms * NS_PER_MS, now, deadline)) {
-			return CLOSE_KEEPALIVE_TIMEOUT;
-		}
-		/* Nothing said for --park-after: the keeper waits for it.  No deadline is set
-		 * for this: the client socket's SO_RCVTIMEO is --park-after, so the relay's
-		 * blocking read of it comes back then at no cost to the hot path. */
-		if ((now - c->cn_last_io >= cfg.cf_park_after_ms * NS_PER_MS || hurry() ||
-		    idle_crowded(c)) && may_park(c, now))
-			return RELAY_HANDOFF;
-		return CLOSE_NONE;
-	}
-	if (st.st_head_since &&
-	    due((observer_requests(&c->cn_obs) == 1 ? c->cn_accepted : st.st_head_since) +
-		cfg.cf_header_ms * NS_PER_MS, now, deadline))
-		return CLOSE_HEADER_TIMEOUT;
-	/* On the way out a slow client may not hold the drain for the whole --header-timeout:
-	 * a head in progress has DRAIN_HEAD_MS to finish (then it is answered as any request
-	 * would be), or is closed then, counted as a header timeout. */
-	if (st.st_head_since && worker_quit && due(quit_seen + DRAIN_HEAD_MS * NS_PER_MS, now, deadline))
-		return CLOSE_HEADER_TIMEOUT;
-	/* A request head that stalled waits in the keeper too, where 1000 of them cost no
-	 * worker; --header-timeout still cuts it there. */
-	if (st.st_head_since && !st.st_in_body && wenv->we_keeper) {
-		int64_t quiet_at = c->cn_last_in + cfg.cf_park_after_ms * NS_PER_MS;
-
-		if ((now >= quiet_at || hurry() || head_crowded(c)) && may_park(c, now))
-			return RELAY_HANDOFF;
-		if (now < quiet_at)
-			due(quiet_at, now, deadline);
-	}
-	/* A body that stops because the application does not read is not the client's fault. */
-	if (st.st_in_body && !relay_pending(&c->cn_relay, RELAY_C2U) &&
-	    due(c->cn_last_in + cfg.cf_body_ms * NS_PER_MS, now, deadline))
-		return CLOSE_BODY_TIMEOUT;
-	if (st.st_wait_since &&
-	    due(st.st_wait_since + cfg.cf_response_ms * NS_PER_MS, now, deadline))
-		return CLOSE_RESPONSE_TIMEOUT;
-	if (!st.st_wait_since && due(c->cn_last_io + cfg.cf_idle_ms * NS_PER_MS, now, deadline))
-		return CLOSE_IDLE_TIMEOUT;
-	return CLOSE_NONE;
-}
-
-static enum close_reason on_check(void *ctx, int64_t now, struct relay_plan *plan)
-{
-	struct conn *c = ctx;
-
-	score_beat(slot, now);
-	if (worker_quit) {
-		score_set_state(slot, WORKER_LEAVING);
-		if (quit_seen == 0)
-			quit_seen = now;
-	}
-	if (cfg.cf_mode == MODE_HTTP)
-		return http_check(c, now, plan);
-	return tcp_check(c, now, plan);
-}
-
-static const struct relay_ops relay_ops = { on_data, on_unseen, on_eof, on_check };
 
 /* ---- answers of our own ---------------------------------------------------------------- */
 
@@ -466,7 +189,7 @@ static void answer(struct conn *c, unsigned code, int err, const char *body)
 	    !observer_answer(&c->cn_obs, code, clock_mono_ns(), &head))
 		return;
 	if (err >= 0)
-		shm_stats_add(slot, CTR_UPSTREAM + (unsigned)err, 1);
+		shm_stats_add(w_slot, CTR_UPSTREAM + (unsigned)err, 1);
 	n = snprintf(buf, sizeof(buf),
 	    "HTTP/1.1 %u %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
 	    "Content-Length: %zu\r\nConnection: close\r\nServer: sidemeter\r\n\r\n%s",
@@ -500,7 +223,7 @@ static void answer_unreachable(struct conn *c, int err)
 	for (;;) {
 		now = clock_mono_ns();
 		observer_status(&c->cn_obs, &st);
-		if (st.st_answerable || now >= deadline || worker_quit)
+		if (st.st_answerable || now >= deadline || w_quit)
 			break;
 		if (poll(&pfd, 1, clock_poll_ms(deadline, now, 1000)) <= 0)
 			continue;
@@ -569,15 +292,15 @@ static int park(struct conn *c, int64_t now)
 	pm.pk_linelen = (uint32_t)observer_save(&c->cn_obs, &pm.pk_obs, &line);
 	memcpy(pm.pk_line, line, pm.pk_linelen);
 	/* Whoever takes it back counts on the client tick every accepted socket has. */
-	if (c->cn_slow_tick && net_set_rcvtimeo(c->cn_fd[RELAY_CLIENT], wenv->we_client_tick_ms) == -1)
+	if (c->cn_slow_tick && net_set_rcvtimeo(c->cn_fd[RELAY_CLIENT], w_env->we_client_tick_ms) == -1)
 		return -1;
-	if (keeper_send(wenv->we_park_fd, &pm, c->cn_fd[RELAY_CLIENT], c->cn_fd[RELAY_UPSTREAM]) == -1)
+	if (keeper_send(w_env->we_park_fd, &pm, c->cn_fd[RELAY_CLIENT], c->cn_fd[RELAY_UPSTREAM]) == -1)
 		return -1;
 	close(c->cn_fd[RELAY_CLIENT]);
 	close(c->cn_fd[RELAY_UPSTREAM]);
 	c->cn_fd[0] = c->cn_fd[1] = -1;
-	shm_stats_add(slot, CTR_PARKS, 1);
-	score_conn_over(slot, now);
+	shm_stats_add(w_slot, CTR_PARKS, 1);
+	score_conn_over(w_slot, now);
 	return 0;
 }
 
@@ -592,7 +315,7 @@ static enum close_reason pump(struct conn *c)
 			break;
 		if (park(c, clock_mono_ns()) == 0)
 			return RELAY_HANDOFF;
-		shm_stats_add(slot, CTR_PARK_REFUSED, 1);
+		shm_stats_add(w_slot, CTR_PARK_REFUSED, 1);
 		c->cn_park_after = clock_mono_ns() + PARK_RETRY_MS * NS_PER_MS;
 	}
 	if (cfg.cf_mode == MODE_HTTP) {
@@ -624,8 +347,8 @@ static void conn_start(struct conn *c, int cfd, int ufd)
 	c->cn_asked = 0;
 	c->cn_head_asked = 0;
 	c->cn_opaque = -1;
-	relay_init(&c->cn_relay, cfd, ufd, wenv->we_alive_fd, &relay_ops, c);
-	relay_set_ticks(&c->cn_relay, wenv->we_client_tick_ms, RELAY_TICK_MS);
+	relay_init(&c->cn_relay, cfd, ufd, w_env->we_alive_fd, &worker_relay_ops, c);
+	relay_set_ticks(&c->cn_relay, w_env->we_client_tick_ms, RELAY_TICK_MS);
 }
 
 /* Serve one new connection; returns how it ended (RELAY_HANDOFF: the keeper has it). */
@@ -642,13 +365,13 @@ static enum close_reason serve(int cfd)
 	c->cn_requests = c->cn_stay_from = 0;
 	if (cfg.cf_mode == MODE_HTTP) {
 		observer_init(&c->cn_obs, &obs_ops, c);
-		observer_capture(&c->cn_obs, account_log_wants(wenv->we_shm) != 0);
+		observer_capture(&c->cn_obs, account_log_wants(w_env->we_shm) != 0);
 	}
-	score_conn_taken(slot, c->cn_accepted, c->cn_accepted);
+	score_conn_taken(w_slot, c->cn_accepted, c->cn_accepted);
 #if !defined(__linux__)
 	/* On Linux the accepted socket has these from the listen socket already. */
 	net_set_nodelay(cfd);
-	net_set_rcvtimeo(cfd, wenv->we_client_tick_ms);
+	net_set_rcvtimeo(cfd, w_env->we_client_tick_ms);
 #endif
 
 	ufd = net_connect(&cfg.cf_upstream, (int)cfg.cf_connect_ms);
@@ -658,7 +381,7 @@ static enum close_reason serve(int cfd)
 		if (cfg.cf_mode == MODE_HTTP)
 			answer_unreachable(c, ue);
 		else if (ue >= 0)
-			shm_stats_add(slot, CTR_UPSTREAM + (unsigned)ue, 1);
+			shm_stats_add(w_slot, CTR_UPSTREAM + (unsigned)ue, 1);
 		conn_close(c, why);
 		return why;
 	}
@@ -688,7 +411,7 @@ static enum close_reason resume(const struct park_msg *pm, int cfd, int ufd)
 	c->cn_last_in = pm->pk_last_in;
 	c->cn_requests = c->cn_stay_from = cb->cb_requests;
 	relay_set_bytes(&c->cn_relay, cb->cb_bytes[0], cb->cb_bytes[1]);
-	score_conn_taken(slot, c->cn_accepted, clock_mono_ns());
+	score_conn_taken(w_slot, c->cn_accepted, clock_mono_ns());
 	if (observer_restore(&c->cn_obs, &obs_ops, c, &pm->pk_obs, pm->pk_line, pm->pk_linelen,
 	    route) == -1) {
 		log_warnx("a parked connection came back with a state it cannot have: closed");
@@ -702,118 +425,21 @@ static enum close_reason resume(const struct park_msg *pm, int cfd, int ufd)
 
 /* ---- the accept loop ------------------------------------------------------------------- */
 
-/* ---- waiting for work ------------------------------------------------------------------ */
-
-/* An idle worker waits on three things: new connections, pairs the keeper hands back, and
- * the master's pipe.  On Linux each worker has an epoll set of them, the first two added
- * with EPOLLEXCLUSIVE: the kernel wakes one waiting worker per event, not every idle one,
- * and a busy worker (not waiting) takes no wake-up away from an idle one.  Elsewhere poll()
- * watches them, and every idle worker wakes. */
-#define READY_ACCEPT 0x1
-#define READY_BACK 0x2
-#define READY_MASTER_GONE 0x4
-
-#if defined(HAVE_EPOLL)
-static int wait_fd = -1;
-
-static int wait_add(int fd, uint32_t tag, uint32_t flags)
-{
-	struct epoll_event ev;
-
-	memset(&ev, 0, sizeof(ev));
-	ev.events = EPOLLIN | flags;
-	ev.data.u32 = tag;
-	return epoll_ctl(wait_fd, EPOLL_CTL_ADD, fd, &ev);
-}
-
-static void wait_init(void)
-{
-	wait_fd = epoll_create1(EPOLL_CLOEXEC);
-	if (wait_fd == -1 || wait_add(wenv->we_listen_fd, READY_ACCEPT, EPOLLEXCLUSIVE) == -1 ||
-	    (wenv->we_keeper && wait_add(wenv->we_back_fd, READY_BACK, EPOLLEXCLUSIVE) == -1) ||
-	    wait_add(wenv->we_alive_fd, READY_MASTER_GONE, 0) == -1)
-		fatal("epoll for the listen socket and the hand-back channel");
-}
-
-/* Wait up to a second; returns the READY_ bits of what is ready. */
-static unsigned wait_work(void)
-{
-	struct epoll_event ev[3];
-	unsigned ready = 0;
-	int n, i;
-
-	n = epoll_wait(wait_fd, ev, 3, 1000);
-	for (i = 0; i < n; i++)
-		ready |= ev[i].data.u32;
-	return ready;
-}
-#else
-static void wait_init(void)
-{
-}
-
-static unsigned wait_work(void)
-{
-	struct pollfd pfd[3] = {
-		{ .fd = wenv->we_listen_fd, .events = POLLIN },
-		{ .fd = wenv->we_alive_fd, .events = POLLIN },
-		{ .fd = wenv->we_keeper ? wenv->we_back_fd : -1, .events = POLLIN },
-	};
-	unsigned ready = 0;
-
-	if (poll(pfd, 3, 1000) <= 0)
-		return 0;
-	if (pfd[0].revents)
-		ready |= READY_ACCEPT;
-	if (pfd[1].revents)
-		ready |= READY_MASTER_GONE;
-	if (pfd[2].revents)
-		ready |= READY_BACK;
-	return ready;
-}
-#endif
-
-/* The listen socket is non-blocking (the master set it so): accept what is there, if
- * another worker has not taken it first.  The socket accepted is blocking. */
-static int accept_one(int lfd, struct sockaddr_storage *peer)
-{
-	/* The client's address only for the access log: the kernel need not copy it else. */
-	struct sockaddr *addr = account_log_wants(wenv->we_shm) ? (struct sockaddr *)(void *)peer :
-	    NULL;
-	socklen_t len = sizeof(*peer);
-
-	peer->ss_family = 0;
-#if defined(__linux__)
-	/* Accepted sockets do not inherit O_NONBLOCK on Linux; they do inherit SO_RCVTIMEO
-	 * (the client tick) and TCP_NODELAY from the listen socket. */
-	return accept4(lfd, addr, addr ? &len : NULL, SOCK_CLOEXEC);
-#else
-	int fd = accept(lfd, addr, addr ? &len : NULL);
-
-	if (fd >= 0 && (net_set_cloexec(fd) == -1 || net_set_nonblock(fd, 0) == -1)) {
-		close(fd);
-		errno = EMFILE;
-		return -1;
-	}
-	return fd;
-#endif
-}
-
 /* Take a pair the keeper handed back, if one is still there; returns how it ended. */
 static int take_back(enum close_reason *why)
 {
 	static struct park_msg pm;
 	int cfd, ufd, r;
 
-	r = keeper_recv(wenv->we_back_fd, &pm, &cfd, &ufd);
+	r = keeper_recv(w_env->we_back_fd, &pm, &cfd, &ufd);
 	if (r == 0)
 		return 0;
 	if (r == -1) {
 		log_warnx("a broken message on the hand-back channel: dropped");
-		shm_stats_add(slot, CTR_CLOSE + CLOSE_ERROR, 1);
+		shm_stats_add(w_slot, CTR_CLOSE + CLOSE_ERROR, 1);
 		return 0;
 	}
-	score_set_state(slot, WORKER_BUSY);
+	score_set_state(w_slot, WORKER_BUSY);
 	*why = resume(&pm, cfd, ufd);
 	return 1;
 }
@@ -846,41 +472,41 @@ void worker_run(const struct worker_env *env)
 	enum close_reason why;
 	int fd, lfd = env->we_listen_fd;
 
-	wenv = env;
-	slot = shm_stats_slot(env->we_shm, env->we_slot);
+	w_env = env;
+	w_slot = shm_stats_slot(env->we_shm, env->we_slot);
 	log_set_role("worker", (int)env->we_slot);
 	worker_signals(on_quit);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	shm_stats_attach(slot);
-	route_attach(slot, cfg.cf_max_routes);
+	shm_stats_attach(w_slot);
+	route_attach(w_slot, cfg.cf_max_routes);
 
-	score_hello(slot, (int32_t)getpid(), WORKER_IDLE, clock_mono_ns());
+	score_hello(w_slot, (int32_t)getpid(), WORKER_IDLE, clock_mono_ns());
 
-	wait_init();
-	while (!worker_quit) {
-		unsigned ready = wait_work();
+	worker_wait_init();
+	while (!w_quit) {
+		unsigned ready = worker_wait();
 
-		score_beat(slot, clock_mono_ns());
+		score_beat(w_slot, clock_mono_ns());
 		if (ready & READY_MASTER_GONE)
 			goto master_died;
 		/* A client handed back has waited already: it goes first. */
 		if ((ready & READY_BACK) && take_back(&why)) {
 			if (why == CLOSE_ABORTED)
 				goto master_died;
-			if (!worker_quit)
-				score_set_state(slot, WORKER_IDLE);
+			if (!w_quit)
+				score_set_state(w_slot, WORKER_IDLE);
 			continue;
 		}
 		if (!(ready & READY_ACCEPT))
 			continue;
-		fd = accept_one(lfd, &conn.cn_peer);
+		fd = worker_accept(lfd, &conn.cn_peer);
 		if (fd >= 0) {
-			score_set_state(slot, WORKER_BUSY);
+			score_set_state(w_slot, WORKER_BUSY);
 			if (serve(fd) == CLOSE_ABORTED)
 				goto master_died;
-			if (!worker_quit)
-				score_set_state(slot, WORKER_IDLE);
+			if (!w_quit)
+				score_set_state(w_slot, WORKER_IDLE);
 			continue;
 		}
 		switch (errno) {
@@ -897,22 +523,22 @@ void worker_run(const struct worker_env *env)
 		case ENOBUFS:
 		case ENOMEM:
 			/* The connection waits in the backlog; retrying at once would spin. */
-			shm_stats_add(slot, CTR_ACCEPT_EMFILE, 1);
+			shm_stats_add(w_slot, CTR_ACCEPT_EMFILE, 1);
 			if (master_gone(BACKOFF_MS))
 				goto master_died;
 			continue;
 		default:
-			shm_stats_add(slot, CTR_ACCEPT_ERROR, 1);
+			shm_stats_add(w_slot, CTR_ACCEPT_ERROR, 1);
 			log_warn("accept");
 			if (master_gone(BACKOFF_MS))
 				goto master_died;
 			continue;
 		}
 	}
-	score_set_state(slot, WORKER_LEAVING);
+	score_set_state(w_slot, WORKER_LEAVING);
 	/* The keeper leaves before the workers at a stop, handing back what is in a request
 	 * head: those are owed their exchange, as a connection this worker had would be. */
-	while (wenv->we_keeper && take_back(&why))
+	while (w_env->we_keeper && take_back(&why))
 		if (why == CLOSE_ABORTED)
 			goto master_died;
 	_exit(0);
