@@ -1,14 +1,11 @@
-/* keeper.c: the keeper process, and the hand-off of a pair between it and the workers
- * (contract in include/keeper.h).
+/* keeper.c: the keeper process (contract in include/keeper.h; the hand-off of a pair is
+ * handoff.c's, the wait set waitset.c's).
  *
  * The keeper holds connections that only wait: it never reads or writes their bytes, it
  * only watches both sockets of every pair in one wait set (epoll on Linux, poll elsewhere).
  * A byte from either side sends the pair back to a worker, with its state untouched; a
  * close or a timeout ends it here, through account.c like a worker would.  It may touch its
  * own shared-memory slot, the keeper gauges in the header, and nothing else. */
-#if defined(__linux__)
-#define _GNU_SOURCE		/* MSG_CMSG_CLOEXEC */
-#endif
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -17,13 +14,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
-#if defined(__linux__) && !defined(SIDEMETER_NO_EPOLL)
-#include <sys/epoll.h>
-#define HAVE_EPOLL 1
-#endif
 #if defined(__linux__)
 #include <sys/prctl.h>		/* PR_SET_NAME: ps tells the keeper from the workers */
 #endif
@@ -34,14 +26,8 @@
 #include "log.h"
 #include "net.h"
 #include "route.h"
+#include "waitset.h"
 #include "worker.h"		/* worker_signals */
-
-#ifndef MSG_NOSIGNAL
-#define MSG_NOSIGNAL 0
-#endif
-#ifndef MSG_CMSG_CLOEXEC
-#define MSG_CMSG_CLOEXEC 0
-#endif
 
 #define TICK_MS 100		/* timeouts are checked, and the heart beats, this often */
 #define EVENTS 256		/* events taken per wait */
@@ -49,243 +35,10 @@
 #define TAKE_MAX 64		/* pairs taken from the park channel per wake-up */
 #define OVERFLOW (FD_RESERVE / 4)	/* pairs held past the limit when nothing else will do */
 
-/* ---- the hand-off ------------------------------------------------------------------------ */
-
-static size_t msg_size(uint32_t linelen)
-{
-	return offsetof(struct park_msg, pk_line) + linelen;
-}
-
-int keeper_send(int chan, const struct park_msg *pm, int cfd, int ufd)
-{
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(2 * sizeof(int))];
-	} u;
-	struct iovec iov = { (void *)(uintptr_t)pm, msg_size(pm->pk_linelen) };
-	struct msghdr mh;
-	struct cmsghdr *cm;
-	int fds[2] = { cfd, ufd };
-	ssize_t n;
-
-	memset(&mh, 0, sizeof(mh));
-	memset(&u, 0, sizeof(u));
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	mh.msg_control = u.buf;
-	mh.msg_controllen = sizeof(u.buf);
-	cm = CMSG_FIRSTHDR(&mh);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(fds));
-	memcpy(CMSG_DATA(cm), fds, sizeof(fds));
-	do
-		n = sendmsg(chan, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-	while (n == -1 && errno == EINTR);
-	if (n == -1)
-		return -1;
-	/* SOCK_SEQPACKET sends a message whole or not at all. */
-	return 0;
-}
-
-int keeper_recv(int chan, struct park_msg *pm, int *cfd, int *ufd)
-{
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(2 * sizeof(int))];
-	} u;
-	struct iovec iov = { pm, sizeof(*pm) };
-	struct msghdr mh;
-	struct cmsghdr *cm;
-	int fds[2] = { -1, -1 }, got = 0;
-	ssize_t n;
-
-	memset(&mh, 0, sizeof(mh));
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	mh.msg_control = u.buf;
-	mh.msg_controllen = sizeof(u.buf);
-	do
-		n = recvmsg(chan, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	while (n == -1 && errno == EINTR);
-	if (n == -1)
-		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
-	for (cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm))
-		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
-		    cm->cmsg_len == CMSG_LEN(sizeof(fds))) {
-			memcpy(fds, CMSG_DATA(cm), sizeof(fds));
-			got = 1;
-		}
-	if (!got || (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) || (size_t)n < msg_size(0) ||
-	    pm->pk_version != PARK_VERSION || pm->pk_linelen > OBS_LINE_MAX ||
-	    (size_t)n != msg_size(pm->pk_linelen)) {
-		if (got) {
-			close(fds[0]);
-			close(fds[1]);
-		}
-		return -1;
-	}
-	*cfd = fds[0];
-	*ufd = fds[1];
-	return 1;
-}
-
-/* ---- the wait set: epoll, or poll over an array ------------------------------------------ */
-
 /* A tag says what a descriptor is: a pair's side (index << 1 | side) or a channel. */
 #define TAG_PARK (UINT64_MAX - 1)
 #define TAG_BACK (UINT64_MAX - 2)
 #define TAG_ALIVE (UINT64_MAX - 3)
-#define WANT_IN 1
-#define WANT_OUT 2
-
-struct ws_event {
-	uint64_t we_tag;
-	int we_in;			/* readable, closed or failed */
-	int we_out;			/* writable */
-};
-
-#if defined(HAVE_EPOLL)
-static int ws_fd;
-
-static int ws_init(void)
-{
-	ws_fd = epoll_create1(EPOLL_CLOEXEC);
-	return ws_fd == -1 ? -1 : 0;
-}
-
-static int ws_ctl(int op, int fd, uint64_t tag, int want)
-{
-	struct epoll_event ev;
-
-	memset(&ev, 0, sizeof(ev));
-	ev.events = (want & WANT_IN ? EPOLLIN | EPOLLRDHUP : 0) | (want & WANT_OUT ? EPOLLOUT : 0);
-	ev.data.u64 = tag;
-	return epoll_ctl(ws_fd, op, fd, &ev);
-}
-
-static int ws_add(int fd, uint64_t tag, int want)
-{
-	return ws_ctl(EPOLL_CTL_ADD, fd, tag, want);
-}
-
-static void ws_mod(int fd, uint64_t tag, int want)
-{
-	(void)ws_ctl(EPOLL_CTL_MOD, fd, tag, want);
-}
-
-static void ws_del(int fd)
-{
-	(void)ws_ctl(EPOLL_CTL_DEL, fd, 0, 0);
-}
-
-static int ws_wait(struct ws_event *out, int max, int ms)
-{
-	struct epoll_event ev[EVENTS];
-	int n, i;
-
-	if (max > EVENTS)
-		max = EVENTS;
-	n = epoll_wait(ws_fd, ev, max, ms);
-	for (i = 0; i < n; i++) {
-		out[i].we_tag = ev[i].data.u64;
-		out[i].we_in = (ev[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
-		out[i].we_out = (ev[i].events & (EPOLLOUT | EPOLLERR)) != 0;
-	}
-	return n;
-}
-#else
-/* Portable fallback: one pollfd per descriptor, found by a linear search on change (the
- * keeper's set changes once per park and hand-back; the wait itself is one poll()). */
-static struct pollfd *ws_pfd;
-static uint64_t *ws_tags;
-static size_t ws_n, ws_cap;
-static size_t ws_next;		/* where the last wait's scan stopped: fairness */
-
-static int ws_init(void)
-{
-	return 0;
-}
-
-static size_t ws_find(int fd)
-{
-	size_t i;
-
-	for (i = 0; i < ws_n; i++)
-		if (ws_pfd[i].fd == fd)
-			return i;
-	return ws_n;
-}
-
-static short ws_events(int want)
-{
-	return (short)((want & WANT_IN ? POLLIN : 0) | (want & WANT_OUT ? POLLOUT : 0));
-}
-
-static int ws_add(int fd, uint64_t tag, int want)
-{
-	if (ws_n == ws_cap) {
-		size_t cap = ws_cap ? 2 * ws_cap : 64;
-		struct pollfd *p = realloc(ws_pfd, cap * sizeof(*p));
-		uint64_t *t;
-
-		if (p == NULL)
-			return -1;
-		ws_pfd = p;
-		t = realloc(ws_tags, cap * sizeof(*t));
-		if (t == NULL)
-			return -1;
-		ws_tags = t;
-		ws_cap = cap;
-	}
-	ws_pfd[ws_n].fd = fd;
-	ws_pfd[ws_n].events = ws_events(want);
-	ws_pfd[ws_n].revents = 0;
-	ws_tags[ws_n++] = tag;
-	return 0;
-}
-
-static void ws_mod(int fd, uint64_t tag, int want)
-{
-	size_t i = ws_find(fd);
-
-	if (i < ws_n) {
-		ws_pfd[i].events = ws_events(want);
-		ws_tags[i] = tag;
-	}
-}
-
-static void ws_del(int fd)
-{
-	size_t i = ws_find(fd);
-
-	if (i < ws_n) {
-		ws_pfd[i] = ws_pfd[ws_n - 1];
-		ws_tags[i] = ws_tags[ws_n - 1];
-		ws_n--;
-	}
-}
-
-static int ws_wait(struct ws_event *out, int max, int ms)
-{
-	size_t k, i;
-	int n = 0;
-
-	if (poll(ws_pfd, (nfds_t)ws_n, ms) <= 0)
-		return 0;
-	for (k = 0; k < ws_n && n < max; k++) {
-		i = (ws_next + k) % ws_n;
-		if (ws_pfd[i].revents == 0)
-			continue;
-		out[n].we_tag = ws_tags[i];
-		out[n].we_in = (ws_pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
-		out[n].we_out = (ws_pfd[i].revents & (POLLOUT | POLLERR)) != 0;
-		n++;
-	}
-	ws_next = ws_n ? (ws_next + k) % ws_n : 0;
-	return n;
-}
-#endif
 
 /* ---- the pairs held ---------------------------------------------------------------------- */
 
