@@ -22,6 +22,7 @@
 #include "config.h"
 #include "dump.h"
 #include "log.h"
+#include "net.h"
 #include "observer.h"
 #include "route.h"
 #include "tap.h"
@@ -46,7 +47,7 @@ static int open_output(char *err, size_t len)
 	case ALOG_STDERR:
 		fd = cfg.cf_alog == ALOG_STDOUT ? STDOUT_FILENO : STDERR_FILENO;
 		/* A pipe's own description, non-blocking; elsewhere writes block (a file, a tty). */
-		al.fd = fd_reopen_nonblocking(fd);
+		al.fd = net_reopen_nonblocking(fd);
 		if (al.fd < 0)
 			al.fd = fd;
 		return 0;

@@ -80,7 +80,7 @@ static int ask(const struct net_addr *na, const char *path, int timeout_ms, char
 		close(fd);
 		return -1;
 	}
-	if (relay_write_all(fd, req, n, timeout_ms) == -1) {
+	if (net_write_all(fd, req, n, timeout_ms) == -1) {
 		snprintf(err, errlen, "sending to %s: %s", na->na_text, strerror(errno));
 		close(fd);
 		return -1;

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "dump.h"
 #include "log.h"
+#include "net.h"
 
 #define DUMP_LINE_MAX 131072	/* room for every route of the interval in JSON */
 
@@ -194,7 +195,7 @@ void dump_init(int64_t now)
 	int fd;
 
 	/* Elsewhere than on a pipe, or where it cannot be opened again, writes block. */
-	if ((fd = fd_reopen_nonblocking(STDOUT_FILENO)) >= 0)
+	if ((fd = net_reopen_nonblocking(STDOUT_FILENO)) >= 0)
 		out_fd = fd;
 	aggregate_view(&view);
 	for (m = 0; m < METRIC_MAX; m++)

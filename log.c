@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "net.h"
 
 #define LOG_LINE_MAX 1024
 
@@ -21,20 +22,9 @@ static int log_id = -1;
 static int log_fd = STDERR_FILENO;
 static unsigned long log_dropped;	/* lines a full pipe refused since the last one written */
 
-int fd_reopen_nonblocking(int fd)
-{
-	char path[32];
-	struct stat st;
-
-	if (fstat(fd, &st) == -1 || !S_ISFIFO(st.st_mode))
-		return -1;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	return open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-}
-
 void log_nonblocking(void)
 {
-	int fd = fd_reopen_nonblocking(STDERR_FILENO);
+	int fd = net_reopen_nonblocking(STDERR_FILENO);
 
 	if (fd >= 0)
 		log_fd = fd;

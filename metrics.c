@@ -2,9 +2,6 @@
  * reads a request head, routes it to a page (render.h), the readiness probe (ready.h) or
  * the tap (tap.h), and writes the answer, all without blocking, inside the master's loop.
  * It touches: its own sockets and clients; the pages it serves are rendered elsewhere. */
-#if defined(__linux__)
-#define _GNU_SOURCE		/* accept4 */
-#endif
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -348,15 +345,7 @@ static void accept_clients(int64_t now)
 	int fd;
 
 	for (;;) {
-#if defined(__linux__)
-		fd = accept4(metrics_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-#else
-		fd = accept(metrics_fd, NULL, NULL);
-		if (fd >= 0 && (net_set_cloexec(fd) == -1 || net_set_nonblock(fd, 1) == -1)) {
-			close(fd);
-			continue;
-		}
-#endif
+		fd = net_accept(metrics_fd, NULL, 1);
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
 				accept_paused_until = now + ACCEPT_PAUSE_MS * NS_PER_MS;

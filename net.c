@@ -1,5 +1,10 @@
-/* net.c: socket helpers shared by the master, the workers and the metrics port (contract in
- * include/net.h).  It touches: the descriptors it is given, and the resolver. */
+/* net.c: socket helpers shared by the master, the workers, the keeper and the metrics port
+ * (contract in include/net.h): addresses, listening, connecting, accepting, descriptor
+ * flags, writing all of a buffer, a lingering close, a pipe opened again non-blocking.
+ * It touches: the descriptors it is given, and the resolver. */
+#if defined(__linux__)
+#define _GNU_SOURCE		/* accept4 */
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -9,11 +14,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include "clock.h"
 #include "net.h"
+
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0		/* SIGPIPE is ignored where these are used */
+#endif
 
 int net_parse_addr(struct net_addr *na, const char *text, int passive, char *err,
     size_t errlen)
@@ -261,4 +272,88 @@ int net_peer_loopback(int fd)
 		return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
 	}
 	return 0;
+}
+
+int net_accept(int lfd, struct sockaddr_storage *peer, int nonblock)
+{
+	socklen_t len = sizeof(*peer);
+	struct sockaddr *addr = peer ? (struct sockaddr *)(void *)peer : NULL;
+	int fd;
+
+	if (peer)
+		peer->ss_family = 0;
+#if defined(__linux__)
+	/* Accepted sockets do not inherit O_NONBLOCK on Linux; they do inherit SO_RCVTIMEO and
+	 * TCP_NODELAY from the listen socket. */
+	fd = accept4(lfd, addr, addr ? &len : NULL, SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0));
+#else
+	fd = accept(lfd, addr, addr ? &len : NULL);
+	if (fd >= 0 && (net_set_cloexec(fd) == -1 || net_set_nonblock(fd, nonblock) == -1)) {
+		close(fd);
+		errno = EMFILE;		/* as if out of descriptors: the caller backs off */
+		return -1;
+	}
+#endif
+	return fd;
+}
+
+int net_write_all(int fd, const char *p, size_t n, int timeout_ms)
+{
+	int64_t deadline = clock_mono_ns() + (int64_t)timeout_ms * NS_PER_MS;
+	struct pollfd pfd;
+	ssize_t w;
+
+	while (n > 0) {
+		w = send(fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w > 0) {
+			p += w;
+			n -= (size_t)w;
+			continue;
+		}
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w == -1 && errno != EAGAIN && errno != EWOULDBLOCK)
+			return -1;
+		pfd.fd = fd;
+		pfd.events = POLLOUT;
+		if (poll(&pfd, 1, clock_poll_ms(deadline, clock_mono_ns(), timeout_ms)) == 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void net_lingering_close(int fd, int timeout_ms)
+{
+	int64_t deadline = clock_mono_ns() + (int64_t)timeout_ms * NS_PER_MS;
+	char sink[4096];
+	struct pollfd pfd;
+	ssize_t n;
+
+	if (shutdown(fd, SHUT_WR) == 0) {
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		for (;;) {
+			int ms = clock_poll_ms(deadline, clock_mono_ns(), timeout_ms);
+
+			if (ms == 0 || poll(&pfd, 1, ms) == 0)
+				break;
+			n = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
+			if (n == 0 || (n == -1 && errno != EINTR && errno != EAGAIN))
+				break;
+		}
+	}
+	close(fd);
+}
+
+int net_reopen_nonblocking(int fd)
+{
+	char path[32];
+	struct stat st;
+
+	if (fstat(fd, &st) == -1 || !S_ISFIFO(st.st_mode))
+		return -1;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	return open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
 }

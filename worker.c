@@ -116,7 +116,7 @@ static void conn_close(struct conn *c, enum close_reason why)
 	if (c->cn_fd[RELAY_UPSTREAM] >= 0)
 		close(c->cn_fd[RELAY_UPSTREAM]);
 	if (lingers(c, why))
-		relay_lingering_close(c->cn_fd[RELAY_CLIENT], LINGER_MS);
+		net_lingering_close(c->cn_fd[RELAY_CLIENT], LINGER_MS);
 	else
 		close(c->cn_fd[RELAY_CLIENT]);
 	c->cn_fd[0] = c->cn_fd[1] = -1;
@@ -197,7 +197,7 @@ static void answer(struct conn *c, unsigned code, int err, const char *body)
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return;
 	c->cn_answered = 1;
-	(void)relay_write_all(c->cn_fd[RELAY_CLIENT], buf, (size_t)n, ANSWER_MS);
+	(void)net_write_all(c->cn_fd[RELAY_CLIENT], buf, (size_t)n, ANSWER_MS);
 }
 
 static void answer_app(struct conn *c, unsigned code, enum upstream_error err, const char *why)

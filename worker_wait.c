@@ -6,9 +6,6 @@
  * every idle worker wakes.
  *
  * It touches: the listen socket, the hand-back channel and the master's pipe (read only). */
-#if defined(__linux__)
-#define _GNU_SOURCE		/* accept4 */
-#endif
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
@@ -85,27 +82,11 @@ unsigned worker_wait(void)
 #endif
 
 /* The listen socket is non-blocking (the master set it so): accept what is there, if
- * another worker has not taken it first.  The socket accepted is blocking. */
+ * another worker has not taken it first.  The socket accepted is blocking; it inherits
+ * SO_RCVTIMEO (the client tick) and TCP_NODELAY from the listen socket. */
 int worker_accept(int lfd, struct sockaddr_storage *peer)
 {
 	/* The client's address only for the access log: the kernel need not copy it else. */
-	struct sockaddr *addr = account_log_wants(w_env->we_shm) ? (struct sockaddr *)(void *)peer :
-	    NULL;
-	socklen_t len = sizeof(*peer);
-
 	peer->ss_family = 0;
-#if defined(__linux__)
-	/* Accepted sockets do not inherit O_NONBLOCK on Linux; they do inherit SO_RCVTIMEO
-	 * (the client tick) and TCP_NODELAY from the listen socket. */
-	return accept4(lfd, addr, addr ? &len : NULL, SOCK_CLOEXEC);
-#else
-	int fd = accept(lfd, addr, addr ? &len : NULL);
-
-	if (fd >= 0 && (net_set_cloexec(fd) == -1 || net_set_nonblock(fd, 0) == -1)) {
-		close(fd);
-		errno = EMFILE;
-		return -1;
-	}
-	return fd;
-#endif
+	return net_accept(lfd, account_log_wants(w_env->we_shm) ? peer : NULL, 0);
 }

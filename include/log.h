@@ -21,10 +21,6 @@ void log_set_role(const char *role, int id);
  * file keeps blocking writes.  The master calls it once, before it forks. */
 void log_nonblocking(void);
 
-/* fd opened again through a description of its own, non-blocking, when fd is a pipe and the
- * system allows it (Linux: /proc/self/fd); else -1.  The flag then stays ours, not set on
- * the description that the other processes of the pod share. */
-int fd_reopen_nonblocking(int fd);
 
 /* _warn/_fatal append ": strerror(errno)"; the x forms do not.  fatal exits with status 1
  * and is only for start-up or inside a worker. */

@@ -37,4 +37,21 @@ void net_set_nodelay(int fd);
 int net_set_rcvtimeo(int fd, int ms);
 int net_set_sndtimeo(int fd, int ms);
 
+/* accept4, or accept and the flags after it: close-on-exec always, O_NONBLOCK if asked.
+ * peer (NULL: not wanted, the kernel need not copy it) gets the client's address, family 0
+ * when there is none.  -1 with errno as accept's. */
+int net_accept(int lfd, struct sockaddr_storage *peer, int nonblock);
+
+/* Write all of p to a blocking or non-blocking socket within timeout_ms.  0 or -1. */
+int net_write_all(int fd, const char *p, size_t n, int timeout_ms);
+
+/* Close a client socket without losing what was sent: FIN first, then discard what the
+ * client still sends until it closes too or timeout_ms passes, then close. */
+void net_lingering_close(int fd, int timeout_ms);
+
+/* fd opened again through a description of its own, non-blocking, when fd is a pipe and the
+ * system allows it (Linux: /proc/self/fd); else -1.  The flag then stays ours, not set on
+ * the description that the other processes of the pod share. */
+int net_reopen_nonblocking(int fd);
+
 #endif

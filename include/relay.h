@@ -106,11 +106,5 @@ int relay_pending(const struct relay *rl, int dir);
  * direction, no end of stream read or passed on. */
 int relay_quiet(const struct relay *rl);
 
-/* Write all of p to a blocking or non-blocking socket within timeout_ms.  0 or -1. */
-int relay_write_all(int fd, const char *p, size_t n, int timeout_ms);
-
-/* Close a client socket without losing what was sent: FIN first, then discard what the
- * client still sends until it closes too or timeout_ms passes, then close. */
-void relay_lingering_close(int fd, int timeout_ms);
 
 #endif
