@@ -63,27 +63,6 @@ setup() {
 	expect_eq "connections aborted and counted" 1 "$(dump_total conns)"
 }
 
-@test "HUP ten times under load, a new connection per request: 0 failed, every one counted" {
-	SM_WORKERS_WANTED=4 start_sm --workers 4
-	local first
-	first=$(worker_pids "$sm_pid" | sort | tr '\n' ' ')
-	# kaload rather than ab: ab may open a connection more than its -n and leave it unused
-	spawn load "$PY" "$ROOT/t/lib/kaload.py" "$SM_PORT" 8 3 /index.html close
-	signal_sm HUP 10 0.2
-	wait_gone "$load_pid" 60
-	local answers
-	answers=$(load_result answers)
-	echo "# $answers answers, $(load_result conn_errors) failed" >&3
-	expect_gt "answers" 500 "$answers"
-	expect_eq "failed requests" 0 "$(load_result conn_errors)"
-	[[ $(worker_pids "$sm_pid" | sort | tr '\n' ' ') != "$first" ]]
-	expect_eq "rotations logged" 10 "$(grep -c 'rotating workers' "$BATS_TEST_TMPDIR/sm.err")"
-	sm_dump
-	expect_eq "connections counted" "$answers" "$(dump_total conns)"
-	expect_eq "requests counted" "$answers" "$(dump_total requests)"
-	expect_eq "restarts (rotation is not a restart)" 0 "$(dump_total restarts)"
-}
-
 @test "the master killed with SIGKILL: its workers leave within 2 s and the port is free" {
 	SM_WORKERS_WANTED=3 start_sm --workers 3
 	local workers w

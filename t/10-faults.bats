@@ -22,8 +22,10 @@ nginx_answers() {
 @test "1. 20 HUPs during load with a new connection per request: 0 failed, all counted" {
 	start_nginx
 	SM_WORKERS_WANTED=4 start_sm --workers 4
-	# kaload rather than ab: ab may open a connection more than its -n and leave it unused
-	spawn load "$PY" "$ROOT/t/lib/kaload.py" "$SM_PORT" 16 3 /index.html close
+	local first
+	first=$(worker_pids "$sm_pid" | sort | tr '\n' ' ')
+	# load.py rather than ab: ab may open a connection more than its -n and leave it unused
+	spawn load "$PY" "$ROOT/t/lib/load.py" exact "$SM_PORT" 16 3 /index.html close
 	signal_sm HUP 20 0.1
 	wait_gone "$load_pid" 60
 	local answers failed
@@ -33,16 +35,21 @@ nginx_answers() {
 	expect_gt "answers" 1000 "$answers"
 	expect_eq "failed" 0 "$failed"
 	expect_eq "rotations" 20 "$(grep -c 'rotating workers' "$BATS_TEST_TMPDIR/sm.err")"
+	expect_ne "workers replaced" "$first" "$(worker_pids "$sm_pid" | sort | tr '\n' ' ')"
 	sleep 0.3
 	scrape
 	expect_eq "counted" "$answers" "$(metric_sum sidemeter_http_requests_total)"
 	expect_eq "the app answered" "$answers" "$(nginx_answers)"
+	sm_dump
+	expect_eq "connections in the summary lines" "$answers" "$(dump_total conns)"
+	expect_eq "requests in the summary lines" "$answers" "$(dump_total requests)"
+	expect_eq "restarts (rotation is not a restart)" 0 "$(dump_total restarts)"
 }
 
 @test "2. 20 HUPs during keep-alive load: every answer the app gave reached its client" {
 	start_nginx
 	SM_WORKERS_WANTED=4 start_sm --workers 4
-	spawn load "$PY" "$ROOT/t/lib/kaload.py" "$SM_PORT" 8 4
+	spawn load "$PY" "$ROOT/t/lib/load.py" exact "$SM_PORT" 8 4
 	signal_sm HUP 20 0.15
 	wait_gone "$load_pid" 60
 	local answers errors
@@ -60,7 +67,7 @@ nginx_answers() {
 	start_nginx
 	SM_WORKERS_WANTED=4 start_sm --workers 4
 	# a new connection per request, every failure counted once (ab counts some twice)
-	spawn load "$PY" "$ROOT/t/lib/kaload.py" "$SM_PORT" 8 5 /index.html close
+	spawn load "$PY" "$ROOT/t/lib/load.py" exact "$SM_PORT" 8 5 /index.html close
 	local i kills=0 victim
 	sleep 0.3
 	for ((i = 0; i < 8; i++)); do
@@ -226,7 +233,7 @@ build_version() {
 	SM_BIN=$d/sidemeter SM_WORKERS_WANTED=4 start_sm --workers 4
 	local old_workers
 	old_workers=$(worker_pids "$sm_pid" | sort | tr '\n' ' ')
-	spawn load "$PY" "$ROOT/t/lib/kaload.py" "$SM_PORT" 8 3 /index.html close
+	spawn load "$PY" "$ROOT/t/lib/load.py" exact "$SM_PORT" 8 3 /index.html close
 	sleep 0.5
 	scrape
 	local before

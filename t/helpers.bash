@@ -149,7 +149,7 @@ metric_sum() {
 	"$PY" "$ROOT/t/lib/prom.py" "$BATS_TEST_TMPDIR/metrics.txt" sum "$@"
 }
 
-# load_result FIELD: FIELD (answers, conn_errors) of what t/lib/kaload.py, spawned as
+# load_result FIELD: FIELD (answers, conn_errors) of what t/lib/load.py exact, spawned as
 # "load", printed.
 load_result() {
 	"$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' \

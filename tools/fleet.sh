@@ -104,7 +104,7 @@ r = json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else 0)'
 done
 [[ $up == "$pods" ]] || { echo "fleet: Prometheus scrapes $up of $pods sidecars"; exit 1; }
 echo "fleet: $pods pods, Prometheus on 127.0.0.1:$prom_port, ${secs}s of load"
-python3 "$root/tools/fleet_load.py" "$secs" "${load_args[@]}" >"$lab/load.json" &
+python3 "$root/t/lib/load.py" fleet "$secs" "${load_args[@]}" >"$lab/load.json" &
 load=$!
 pids+=($load)
 # a sidecar dies a few seconds in
