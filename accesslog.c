@@ -38,6 +38,8 @@ static struct {
 	uint64_t dropped;	/* lines dropped: the queue was full */
 } al = { .fd = -1 };
 
+/* A file is opened O_APPEND (several writers, logrotate's copytruncate both work) and
+ * O_NONBLOCK, which a regular file ignores but a FIFO given as the path does not. */
 static int open_output(char *err, size_t len)
 {
 	int fd;
@@ -85,6 +87,8 @@ void accesslog_open(void)
 		note_kind();
 }
 
+/* USR1, after logrotate moved the file: the new one is opened before the old is closed,
+ * and a failure keeps the old (a line written to a moved file beats a line lost). */
 void accesslog_reopen(void)
 {
 	char err[600];
@@ -105,6 +109,8 @@ void accesslog_reopen(void)
 
 /* ---- formatting ---- */
 
+/* A line being formatted.  Once full, every put is dropped and the line is not queued:
+ * a line cut in the middle would not parse, so it is lost whole and counted. */
 struct line {
 	char b[LINE_MAX_BYTES];
 	size_t n;
@@ -266,6 +272,7 @@ struct fields {
 	size_t n[4];
 };
 
+/* The strings follow the record's header back to back, lengths in lr_len. */
 static void split(const struct shm_logrec *h, const char *strings, struct fields *f)
 {
 	unsigned i;
@@ -277,11 +284,15 @@ static void split(const struct shm_logrec *h, const char *strings, struct fields
 	}
 }
 
+/* An exchange whose request line was seen: its method and target mean something.  A
+ * connection line (no exchange, or bytes that were not HTTP) has neither. */
 static int has_request_line(const struct shm_logrec *h)
 {
 	return h->lr_kind == LOG_EXCHANGE && ((h->lr_flags & LOG_META) || h->lr_code != 0);
 }
 
+/* How it ended, as the metrics' label names it; NULL for an exchange that completed.  A
+ * record's reason outside the names (a worker of another build) shows as none. */
 static const char *reason_of(const struct shm_logrec *h)
 {
 	if (h->lr_kind == LOG_CONN)
@@ -432,6 +443,8 @@ static void combined_line(struct line *l, const struct shm_logrec *h, const stru
 	put_str(l, "\"\n");
 }
 
+/* Into the output queue, whole, or dropped and counted: the master never waits on the log's
+ * reader, whatever it is (a full disk, a stuck pipe). */
 static void enqueue(const struct line *l)
 {
 	if (l->full || al.len + l->n > sizeof(al.queue)) {
@@ -479,6 +492,8 @@ static void take(void *ctx, unsigned slot, const struct shm_logrec *h, const cha
 	}
 }
 
+/* From the master's loop with the aggregate's drain: every slot's log ring, oldest first
+ * within a slot (lines of different workers interleave by drain, not by time). */
 size_t accesslog_drain(struct shm_header *sh, unsigned nslots)
 {
 	int64_t now = clock_mono_ns();
@@ -494,6 +509,7 @@ size_t accesslog_drain(struct shm_header *sh, unsigned nslots)
 
 /* ---- writing ---- */
 
+/* As much of the queue as the output takes now, without blocking. */
 void accesslog_flush(void)
 {
 	size_t chunk;
@@ -518,6 +534,8 @@ void accesslog_flush(void)
 			break;
 		al.off += (size_t)w;
 	}
+	/* Compacted only past half: a memmove per flush of a slow output would cost more than
+	 * the room it wins. */
 	if (al.off == al.len)
 		al.off = al.len = 0;
 	else if (al.off > sizeof(al.queue) / 2) {
@@ -537,6 +555,7 @@ int accesslog_pollfd(struct pollfd *pfd)
 	return 1;
 }
 
+/* At exit and before USR2's exec: the queue, for as long as deadline allows. */
 void accesslog_flush_until(int64_t deadline)
 {
 	struct pollfd pfd;
@@ -550,6 +569,8 @@ void accesslog_flush_until(int64_t deadline)
 	}
 }
 
+/* In a forked child: the master's descriptor closed (stdout and stderr stay, they are
+ * the child's too), the queue forgotten unwritten. */
 void accesslog_forget(void)
 {
 	if (al.fd > STDERR_FILENO)

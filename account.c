@@ -1,4 +1,8 @@
 /* account.c: a connection's events as counts and records (contract in include/account.h).
+ * Workers and the keeper both end connections through it, so a connection counts the same
+ * wherever it ends.  The order is the rule here: the exact count first (a counter or the
+ * request table, which never drop), then the sample into the ring, which may be full.
+ *
  * It touches only the slot it is given: the caller's own. */
 #include <string.h>
 #include <netinet/in.h>
@@ -20,6 +24,9 @@ static uint64_t app_ns(const struct obs_exchange *ex)
 	    ex->ex_resp_start > ex->ex_req_end ? (uint64_t)(ex->ex_resp_start - ex->ex_req_end) : 0;
 }
 
+/* An exemplar travels as a record of its own (the other arm of the record's union), not in
+ * the request's: few requests carry a trace, and 24 bytes of ids in every request record
+ * would make each over a third larger. */
 static void put_exemplar(struct shm_slot *sl, const struct obs_exchange *ex,
     const struct obs_trace *tr)
 {
@@ -39,6 +46,10 @@ static void put_exemplar(struct shm_slot *sl, const struct obs_exchange *ex,
 	shm_stats_put(sl, &r);
 }
 
+/* why < 0: the exchange got its final answer; else the enum incomplete_reason it was cut
+ * short for.  Only complete exchanges have a status code to count by; the others count by
+ * their reason, and their record (reason + 1, 0 meaning complete: the record's byte has no
+ * room for a sign) gives the aggregate nothing to time. */
 void account_exchange(struct shm_slot *sl, const struct obs_exchange *ex,
     const struct obs_trace *tr, int why)
 {
@@ -69,6 +80,8 @@ void account_exchange(struct shm_slot *sl, const struct obs_exchange *ex,
 		put_exemplar(sl, ex, tr);
 }
 
+/* A connection's end: its record (accept to now, the connect time when the application
+ * was reached) and its count by reason.  The caller's books say how far it got. */
 void account_conn_end(struct shm_slot *sl, const struct conn_books *cb, enum close_reason why,
     int64_t now)
 {
@@ -87,6 +100,9 @@ void account_conn_end(struct shm_slot *sl, const struct conn_books *cb, enum clo
 	shm_stats_add(sl, CTR_CLOSE + why, 1);
 }
 
+/* What an exchange in flight was cut short by, from how its connection ended: the client's
+ * side, the application's side, one of our timeouts, or anything else (a worker killed,
+ * the master gone, our own error). */
 enum incomplete_reason account_incomplete_of(enum close_reason why)
 {
 	switch (why) {
@@ -117,7 +133,7 @@ enum incomplete_reason account_incomplete_of(enum close_reason why)
  * when both are given; all lines when neither is), then one in N of those is kept. */
 static int log_passes(unsigned code, uint64_t dur_ns)
 {
-	static unsigned seen;
+	static unsigned seen;	/* per process: each worker keeps 1 in N of its own */
 	int picked = (cfg.cf_alog_classes == 0 && cfg.cf_alog_min_ms < 0) ||
 	    (code >= 100 && code <= 599 && (cfg.cf_alog_classes & (1u << (code / 100)))) ||
 	    (cfg.cf_alog_min_ms >= 0 && dur_ns >= (uint64_t)cfg.cf_alog_min_ms * NS_PER_MS);
@@ -125,6 +141,8 @@ static int log_passes(unsigned code, uint64_t dur_ns)
 	return picked && (cfg.cf_alog_sample <= 1 || seen++ % cfg.cf_alog_sample == 0);
 }
 
+/* Read on every exchange's end: relaxed is enough, as a tap client that has just come may
+ * miss the lines of the next few milliseconds (the master sets sh_tapping on its turn). */
 unsigned account_log_wants(const struct shm_header *sh)
 {
 	return (cfg.cf_alog != ALOG_OFF ? LOG_WANT_FILE : 0) |
@@ -140,6 +158,8 @@ static int log_for(unsigned wants, unsigned code, uint64_t dur_ns)
 	return wants & LOG_WANT_TAP ? LOG_TAP_ONLY : -1;
 }
 
+/* The client's address in the line's fixed header: 4 or 16 bytes and the port, formatted
+ * by the master (a worker spends no time on text). */
 static void log_peer(struct shm_logrec *h, const struct sockaddr *peer)
 {
 	if (peer == NULL)
@@ -208,6 +228,8 @@ void account_log_conn(struct shm_slot *sl, unsigned wants, const struct conn_boo
 	uint64_t dur = now > cb->cb_accepted ? (uint64_t)(now - cb->cb_accepted) : 0;
 	int flags;
 
+	/* A connection with exchanges has had its lines; one that closed without a byte (a
+	 * health check's TCP probe, a browser's spare connection) is not worth one. */
 	if (cb->cb_requests > 0 || (why == CLOSE_CLIENT_CLOSED && cb->cb_bytes[0] == 0))
 		return;
 	flags = log_for(wants, 0, dur);

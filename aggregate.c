@@ -30,8 +30,12 @@ const double aggregate_otel_bounds[AG_OTEL_BOUNDS] = {
 
 #define OTEL_INDEX_CAP (2 * AG_OTEL_SERIES)	/* a power of two, half full at most */
 
+/* The one aggregate of the master.  Only this file reads or writes it: the renderers get a
+ * view (aggregate_view()), server.c sets what it owns through aggregate_set_*(). */
 static struct aggregate agg;
 
+/* A route's histograms live on the heap, made when its name is first seen: most of the
+ * --max-routes entries are never used, and a route_agg with its histograms is a few KiB. */
 static struct route_agg *route_new(const char *name)
 {
 	struct route_agg *ra = calloc(1, sizeof(*ra));
@@ -53,6 +57,8 @@ void aggregate_init(struct shm_header *sh, const struct config *cf)
 	agg.ag_workers_max = cf->cf_max_workers;
 	agg.ag_listen_fd = -1;
 	agg.ag_nbounds = cf->cf_nbuckets;
+	/* Records carry nanoseconds; the bounds are compared in the same unit, rounded to the
+	 * nearest so that a bound of 0.1 s holds a sample of exactly 100 ms. */
 	for (i = 0; i < cf->cf_nbuckets; i++)
 		agg.ag_bounds[i] = (uint64_t)(cf->cf_buckets[i] * 1e9 + 0.5);
 	/* Pages of the map are touched only for slots and routes in use. */
@@ -68,11 +74,16 @@ void aggregate_init(struct shm_header *sh, const struct config *cf)
 		if (agg.ag_otel_series == NULL || agg.ag_otel_index == NULL)
 			fatal("calloc");
 	}
+	/* Global route 0 is "other" from the start, as local route 0 is in every slot: what has
+	 * no name, or no room, is counted there and never lost. */
 	agg.ag_routes[SHM_ROUTE_OTHER] = route_new("other");
 	agg.ag_nroutes = 1;
 	agg.ag_interval_start = agg.ag_tick_start = clock_mono_ns();
 }
 
+/* Slots are read up to the highest ever used, not only the live ones: a slot whose worker
+ * left still holds counters that belong to the totals, and a ring the master has not yet
+ * drained. */
 void aggregate_use_slot(unsigned slot)
 {
 	if (slot + 1 > agg.ag_nslots)
@@ -91,6 +102,9 @@ static unsigned global_route(unsigned slot, unsigned local)
 
 	if (local == SHM_ROUTE_OTHER || local >= SHM_ROUTES)
 		return SHM_ROUTE_OTHER;
+	/* The map is the fast path: after a route's first record, a lookup is one load.  A
+	 * slot's local numbers never change: a worker that takes a slot over keeps the table it
+	 * finds there (route_attach), so an entry stays true for the region's life. */
 	m = &agg.ag_route_map[(size_t)slot * SHM_ROUTES + local];
 	if (*m)
 		return *m - 1u;
@@ -99,6 +113,8 @@ static unsigned global_route(unsigned slot, unsigned local)
 		/* A record ahead of its slot's table: a worker's bug, but the master does not die
 		 * of a worker's mistake (no ASSERT here); the request counts as "other". */
 		return SHM_ROUTE_OTHER;
+	/* A linear search by name, once per slot and route: the same route named by two
+	 * workers must be one series, whatever order they met it in. */
 	for (r = 1; r < agg.ag_nroutes; r++)
 		if (strcmp(agg.ag_routes[r]->ra_name, sl->sl_routes[local]) == 0)
 			break;
@@ -124,11 +140,15 @@ const char *aggregate_route_name(unsigned r)
 
 /* ---- draining ---- */
 
+/* A duration from two monotonic stamps; 0 when one is missing (0) or they are out of
+ * order, so that a record a worker could not complete never makes a negative sample. */
 static uint64_t span(int64_t from, int64_t to)
 {
 	return from > 0 && to > from ? (uint64_t)(to - from) : 0;
 }
 
+/* Percentiles are kept twice: since the start (for /stats.json) and for the interval (the
+ * summary line), which aggregate_rotate() empties. */
 static void add_both(struct hist h[2], uint64_t v)
 {
 	hist_add(&h[AG_TOTAL], v);
@@ -139,6 +159,9 @@ static void add_both(struct hist h[2], uint64_t v)
  * and NULL only if even that series has no room (or no memory). */
 static struct otel_series *otel_series(uint32_t key)
 {
+	/* Open addressing, Knuth's multiplicative hash: the keys are small packed integers,
+	 * and the table is never more than half full (AG_OTEL_SERIES of OTEL_INDEX_CAP), so
+	 * probes stay short and an empty slot always ends the search. */
 	uint32_t h = (key * 2654435761u) & (OTEL_INDEX_CAP - 1);
 	struct otel_series *os;
 
@@ -150,6 +173,8 @@ static struct otel_series *otel_series(uint32_t key)
 		if (agg.ag_otel_series[at - 1]->os_key == key)
 			return agg.ag_otel_series[at - 1];
 	}
+	/* Full: the request still counts, under its method, code and version but route
+	 * "other", so that a flood of routes cannot grow the page without bound. */
 	if (agg.ag_notel == AG_OTEL_SERIES) {
 		uint32_t other = key & ((1u << 17) - 1);	/* route 0: "other" */
 
@@ -173,6 +198,9 @@ static struct otel_series *otel_of(unsigned slot, const struct shm_record *r)
 	    (r->r_flags & REC_HTTP10) != 0, r->r_method, r->r_code));
 }
 
+/* A request's sample into every histogram that wants it.  The exact count of the request
+ * is not here: it is in the slot's request table, which the worker updated before it wrote
+ * the record, so a record dropped from a full ring costs a sample, never a count. */
 static void take_request(unsigned slot, const struct shm_record *r)
 {
 	struct otel_series *os;
@@ -201,6 +229,8 @@ static void take_request(unsigned slot, const struct shm_record *r)
 	hist_prom_add(&agg.ag_resp_size, aggregate_size_bounds, AG_SIZE_BOUNDS, r->r_bytes_out);
 }
 
+/* The latest traced request of a bucket replaces the one before: an exemplar shows a
+ * recent request of that latency, not the first one ever seen. */
 static void exemplar_set(struct exemplar *e, const struct shm_record *r, uint64_t value)
 {
 	memcpy(e->ex_trace, r->r_trace, sizeof(e->ex_trace));
@@ -217,6 +247,8 @@ static void take_exemplar(unsigned slot, const struct shm_record *r)
 	unsigned n = agg.ag_nbounds + 1;
 	struct otel_series *os;
 
+	/* Made on the first traced request: most routes are never traced, and the array is
+	 * two histograms' worth of 40-byte exemplars. */
 	if (ra->ra_ex == NULL && (ra->ra_ex = calloc(2 * n, sizeof(*ra->ra_ex))) == NULL)
 		return;
 	exemplar_set(&ra->ra_ex[hist_prom_bucket(agg.ag_bounds, agg.ag_nbounds, r->r_value)], r,
@@ -229,6 +261,9 @@ static void take_exemplar(unsigned slot, const struct shm_record *r)
 		    r->r_value)], r, r->r_value);
 }
 
+/* One record of a ring, whatever its kind.  Connection records carry the connect time
+ * (start to mid) and the lifetime (start to end); a connection that never reached the
+ * application has no mid and only its lifetime counts. */
 static void take(void *ctx, unsigned slot, const struct shm_record *r)
 {
 	(void)ctx;
@@ -250,6 +285,8 @@ static void take(void *ctx, unsigned slot, const struct shm_record *r)
 	}
 }
 
+/* The one drain, from the master's loop (server.c).  Each ring has one reader, the master,
+ * so draining needs no lock: shm_stats_drain() moves the tail after it has read. */
 size_t aggregate_drain(void)
 {
 	size_t n = 0;
@@ -262,6 +299,9 @@ size_t aggregate_drain(void)
 
 /* ---- counters ---- */
 
+/* Counters are summed over every slot ever used on each read, never kept here: a slot's
+ * counters only grow (a worker that dies leaves its slot's counts behind for the next), so
+ * the sum is the exact total since the region was made, across HUP and USR2 alike. */
 void aggregate_counters(uint64_t ctr[CTR_MAX])
 {
 	unsigned i, c;
@@ -282,6 +322,8 @@ void aggregate_requests(aggregate_request_fn *fn, void *ctx)
 	for (i = 0; i < agg.ag_nslots; i++) {
 		const struct shm_slot *sl = shm_stats_slot(agg.ag_shm, i);
 
+		/* Acquire pairs with the worker's release of sl_nreq: an entry counted in n has
+		 * its key written.  Its count is read relaxed, as a monotonic value may be. */
 		n = atomic_load_explicit(&sl->sl_nreq, memory_order_acquire);
 		for (k = 0; k < n; k++) {
 			uint32_t key = atomic_load_explicit(&sl->sl_req[k].rq_key, memory_order_relaxed);
@@ -331,6 +373,9 @@ static void pct(struct agg_view *v, enum view_hist h, const struct hist *kept,
 	v->v_pct[h][PCT_LAST] = last;
 }
 
+/* The view is built whole before a renderer writes a byte, so that one page or line reads
+ * one moment: totals and their labelled parts, classes and requests, all from the same
+ * pass over the slots. */
 void aggregate_view(struct agg_view *v)
 {
 	struct shm_header *sh = agg.ag_shm;
@@ -400,6 +445,9 @@ uint64_t view_total(const struct agg_view *v, enum metric_id id)
 	return s;
 }
 
+/* The pool as the scoreboard shows it.  A connection is active once: a worker's while its
+ * row has a connection start, the keeper's in sh_held (a parked pair is not in any worker's
+ * row), which is why sidemeter_connections_active equals open client sockets. */
 void aggregate_pool(struct pool_view *pv)
 {
 	unsigned i;
@@ -438,6 +486,7 @@ uint64_t aggregate_listen_queue(void)
 	return 0;
 }
 
+/* 1xx ... 5xx by the code's first digit; any other three digits (600-999) are "other". */
 static void count_class(void *ctx, unsigned route, unsigned method, unsigned code, uint64_t n)
 {
 	unsigned c = code / 100;
@@ -462,6 +511,9 @@ static void count_route(void *ctx, unsigned route, unsigned method, unsigned cod
 	((uint64_t *)ctx)[route] += n;
 }
 
+/* The end of an interval (the summary line's, or 10 s without one).  Each route's last
+ * interval is kept from the exact counts (requests) and the samples (its p99); the interval
+ * histograms start empty, the since-start ones go on. */
 void aggregate_rotate(int64_t now)
 {
 	static uint64_t by_route[AG_ROUTES];
@@ -469,7 +521,7 @@ void aggregate_rotate(int64_t now)
 	unsigned r;
 
 	if (secs <= 0)
-		secs = 1e-9;
+		secs = 1e-9;	/* two ends in one nanosecond: no division by zero */
 	memset(by_route, 0, sizeof(by_route));
 	aggregate_requests(count_route, by_route);
 	for (r = 0; r < agg.ag_nroutes; r++) {
@@ -493,6 +545,9 @@ void aggregate_rotate(int64_t now)
 	hist_reset(&agg.ag_app[AG_INTERVAL]);
 }
 
+/* A history point every AG_TICK_MS for the status page: rates from the exact counts
+ * (their increase since the last point), p50/p99 from the tick's own histogram.  The ring
+ * keeps the last AG_HISTORY points, ten minutes. */
 void aggregate_tick(int64_t now)
 {
 	struct history_point *hp = &agg.ag_history[agg.ag_nhistory % AG_HISTORY];

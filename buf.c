@@ -7,11 +7,16 @@
 
 #include "buf.h"
 
+/* A failure is sticky: once an append could not get memory (or the page passed BUF_MAX),
+ * every later one is dropped, and the responder answers 500 rather than a page with a hole
+ * in the middle that a scraper would take for the truth. */
 void buf_append(struct buf *b, const char *p, size_t n)
 {
 	if (b->b_failed)
 		return;
 	if (b->b_len + n + 1 > b->b_cap) {
+		/* Doubling: a page of N bytes costs O(N) copies in all.  16 KiB holds a small
+		 * page whole. */
 		size_t cap = b->b_cap ? b->b_cap : 16384;
 		char *nd;
 
@@ -27,9 +32,11 @@ void buf_append(struct buf *b, const char *p, size_t n)
 	}
 	memcpy(b->b_data + b->b_len, p, n);
 	b->b_len += n;
-	b->b_data[b->b_len] = '\0';
+	b->b_data[b->b_len] = '\0';	/* always a string, as the renderers use it */
 }
 
+/* Formatted into a stack buffer first, as nearly every line fits; a longer one (a label
+ * value near its limit) is formatted again into an allocation of its exact size. */
 void buf_printf(struct buf *b, const char *fmt, ...)
 {
 	char small[1024];

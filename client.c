@@ -19,11 +19,14 @@
 #define DEFAULT_METRICS "127.0.0.1:9145"
 #define LINE_MAX_BYTES 16384	/* a tap line at most (the server's are at most 8 KiB) */
 
+/* A subcommand is the first word, before any flag: "sidemeter top", never a flag's value. */
 int client_is_subcommand(int argc, char **argv)
 {
 	return argc > 1 && (strcmp(argv[1], "top") == 0 || strcmp(argv[1], "tap") == 0);
 }
 
+/* Text from the server (paths, user agents) goes to a terminal: control bytes, C0 and C1
+ * alike, become '?', so that no request can move the cursor or retitle the window. */
 void client_safe(char *s)
 {
 	unsigned char *p = (unsigned char *)s;
@@ -61,6 +64,8 @@ static int metrics_addr(const char *text, struct net_addr *na, char *err, size_t
 
 /* ---- HTTP ---- */
 
+/* Connect and send a GET.  HTTP/1.0: the answer ends with the connection (no chunks to
+ * decode for /stats.json), and /tap streams bare lines to a 1.0 client. */
 static int ask(const struct net_addr *na, const char *path, int timeout_ms, char *err,
     size_t errlen)
 {
@@ -126,6 +131,8 @@ static int read_head(int fd, char *buf, size_t cap, size_t *used, size_t *body_a
 	return (int)status;
 }
 
+/* A whole answer's body, read to the connection's end (with a page of 100 routes /stats.json
+ * is a few hundred KiB; 64 MiB is refused as not ours). */
 int client_get(const struct net_addr *na, const char *path, int timeout_ms, char **body,
     size_t *len, char *err, size_t errlen)
 {
@@ -387,6 +394,7 @@ static int stream(int fd, char *buf, size_t n, const struct flags *fl)
 			return 1;	/* the reader went away */
 		if (n == TAP_BUF - 1)
 			n = 0;		/* a line longer than any of ours: let it go */
+		/* Blocking: the server sends when requests finish, and a quiet pod is quiet. */
 		r = recv(fd, buf + n, TAP_BUF - 1 - n, 0);
 		if (r == -1 && errno == EINTR)
 			continue;
@@ -396,6 +404,10 @@ static int stream(int fd, char *buf, size_t n, const struct flags *fl)
 	}
 }
 
+/* sidemeter tap: the filters travel as the query (the server checks them and says what is
+ * wrong, so the client and the server cannot disagree on a filter's meaning).  Exit 0
+ * when the stream ends (sidemeter stopped), 1 when it cannot be had, 2 for a refused
+ * filter (as a bad flag). */
 static int run_tap(const struct net_addr *na, const struct flags *fl)
 {
 	static char buf[TAP_BUF];
@@ -431,6 +443,8 @@ static int run_tap(const struct net_addr *na, const struct flags *fl)
 	return status == 400 ? 2 : 1;
 }
 
+/* Both subcommands run in a pod's container beside the sidecar, or wherever the metrics
+ * port can be reached: the port is their only link to the running sidemeter. */
 int client_main(int argc, char **argv)
 {
 	const char *cmd = argv[1];

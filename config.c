@@ -111,6 +111,13 @@ static int set_addr(struct net_addr *na, const char *v, int passive, char *err, 
 	return net_parse_addr(na, v, passive, err, len);
 }
 
+/* The setters: one per kind of value, each the only place its kind is parsed, so that a
+ * flag, the environment and a default are all parsed alike (a default is a string in the
+ * table, and a bad default fails the first run of the tests, not a user's pod).  Each
+ * writes an error that names the value and what was wrong, and returns -1. */
+
+/* Addresses are resolved here, once: a name that does not resolve stops sidemeter before it
+ * binds anything, and the workers never call the resolver. */
 static int set_listen(struct config *cf, const struct option_def *od, const char *v,
     char *err, size_t len)
 {
@@ -123,6 +130,7 @@ static int set_upstream(struct config *cf, const struct option_def *od, const ch
 	return set_addr(&cf->cf_upstream, v, 0, err, len);
 }
 
+/* "off" turns the port off: a sidecar whose metrics are scraped elsewhere, or a test. */
 static int set_metrics(struct config *cf, const struct option_def *od, const char *v,
     char *err, size_t len)
 {
@@ -134,6 +142,7 @@ static int set_metrics(struct config *cf, const struct option_def *od, const cha
 	return set_addr(&cf->cf_metrics, v, 1, err, len);
 }
 
+/* Digits only: strtoull alone would take " 4", "+4" and "-1" (as a huge number). */
 static int parse_uint(const char *v, int64_t min, int64_t max, int64_t *out, char *err,
     size_t len)
 {
@@ -159,6 +168,8 @@ static int parse_uint(const char *v, int64_t min, int64_t max, int64_t *out, cha
 	return 0;
 }
 
+/* The generic setters write through od_offset: the table row names the field, so a new
+ * numeric option is one row. */
 static int set_uint(struct config *cf, const struct option_def *od, const char *v, char *err,
     size_t len)
 {
@@ -170,6 +181,8 @@ static int set_uint(struct config *cf, const struct option_def *od, const char *
 	return 0;
 }
 
+/* "auto" is decided by the master at start (server.c), once it has raised the descriptor
+ * limit: two descriptors a parked pair, within what is left. */
 static int set_max_parked(struct config *cf, const struct option_def *od, const char *v,
     char *err, size_t len)
 {
@@ -186,6 +199,7 @@ static int set_max_parked(struct config *cf, const struct option_def *od, const 
 	return 0;
 }
 
+/* "auto" is max(64, --workers), which is only known once --workers is parsed. */
 static int set_max_workers(struct config *cf, const struct option_def *od, const char *v,
     char *err, size_t len)
 {
@@ -202,6 +216,8 @@ static int set_max_workers(struct config *cf, const struct option_def *od, const
 	return 0;
 }
 
+/* Digits by hand, not strtod: strtod takes the locale's decimal point, "inf", "nan", hex
+ * and exponents, none of which a duration should be. */
 int config_parse_duration(const char *text, int64_t *ms)
 {
 	static const struct { const char *u; double ms; } units[] = {
@@ -342,6 +358,7 @@ static int set_alog_format(struct config *cf, const struct option_def *od, const
 
 /* ---- parsing ---------------------------------------------------------------------------- */
 
+/* --max-workers is SIDEMETER_MAX_WORKERS: dashes become underscores, letters capitals. */
 static void env_name(const struct option_def *od, char *buf, size_t len)
 {
 	size_t i, n;
@@ -357,6 +374,8 @@ static void env_name(const struct option_def *od, char *buf, size_t len)
 	buf[n] = '\0';
 }
 
+/* --help, from the table: every option with its value, its default and its variable, so
+ * the help cannot name an option that does not exist or miss one that does. */
 static void usage(void)
 {
 	char env[64], left[64];
@@ -388,6 +407,8 @@ static void usage(void)
 	    "  sidemeter tap    its requests as they finish, one line each, with filters\n");
 }
 
+/* Whole names only: "--work" is not --workers (a prefix match would change meaning the day
+ * an option with the same prefix is added). */
 static const struct option_def *find_option(const char *name, size_t n)
 {
 	size_t i;
@@ -398,6 +419,8 @@ static const struct option_def *find_option(const char *name, size_t n)
 	return NULL;
 }
 
+/* One value through its setter; the error says where the value came from ("--workers",
+ * "SIDEMETER_WORKERS", "default of --workers"), then what is wrong with it. */
 static int apply(struct config *cf, const struct option_def *od, const char *v,
     const char *who, char *err, size_t errlen)
 {
@@ -472,6 +495,9 @@ enum config_result config_parse(struct config *cf, int argc, char **argv, char *
 		sources[od - options] = SRC_FLAG;
 	}
 
+	/* Then every option not given as a flag: its variable if set, else its default.  An
+	 * empty variable counts as set and is checked like any value: SIDEMETER_WORKERS= is an
+	 * error, not the default (a manifest's typo should not pass unseen). */
 	for (k = 0; k < NOPTIONS; k++) {
 		const struct option_def *od = &options[k];
 		const char *v;
@@ -499,6 +525,7 @@ enum config_result config_parse(struct config *cf, int argc, char **argv, char *
 		}
 	}
 
+	/* What depends on more than one option, once all are in. */
 	if (max_workers_auto)
 		cf->cf_max_workers = cf->cf_workers > 64 ? cf->cf_workers : 64;
 	if (cf->cf_max_workers < cf->cf_workers) {
@@ -525,6 +552,8 @@ static void print_duration(char *buf, size_t len, int64_t ms)
 		snprintf(buf, len, "%lldms", (long long)ms);
 }
 
+/* --check: every option's value as it will be used, and where it came from (default, env,
+ * flag), one a line, on fd; what USR2 runs before it trusts a new binary. */
 void config_print(const struct config *cf, int fd)
 {
 	static const char *src_name[] = { "default", "env", "flag" };

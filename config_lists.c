@@ -97,6 +97,7 @@ static int add_filter(struct config *cf, const char *v, size_t n, char *err, siz
 	}
 	memcpy(item, v, n);
 	item[n] = '\0';
+	/* status=4xx|5xx: a bit a class, so the filter's test is one AND (account.c). */
 	if (strncmp(item, "status=", 7) == 0) {
 		for (p = item + 7; *p;) {
 			if (p[0] < '1' || p[0] > '5' || p[1] != 'x' || p[2] != 'x' ||
@@ -133,6 +134,8 @@ static int add_filter(struct config *cf, const char *v, size_t n, char *err, siz
 	return 0;
 }
 
+/* The whole filter replaces the last one (the default is the empty filter: every line);
+ * its text is kept for --check, which shows it as given. */
 int opt_alog_filter(struct config *cf, const struct option_def *od, const char *v,
     char *err, size_t len)
 {
@@ -209,6 +212,8 @@ int opt_label(struct config *cf, const struct option_def *od, const char *v, cha
 	return each_item(cf, v, ",", add_label, err, len);
 }
 
+/* target_info's labels in name order, whatever order the environment listed them in: the
+ * page and --check read the same from one start to the next. */
 static int by_label_name(const void *a, const void *b)
 {
 	return strcmp(((const struct config_label *)a)->cl_name, ((const struct config_label *)b)->cl_name);
@@ -239,6 +244,9 @@ int opt_env_labels(struct config *cf, char *err, size_t len)
 	return n;
 }
 
+/* --buckets: increasing positive seconds.  Each bound is checked before strtod sees it
+ * (strtod alone takes "inf", "nan", hex, a sign and leading spaces); the text is kept as
+ * given for --check. */
 int opt_buckets(struct config *cf, const struct option_def *od, const char *v,
     char *err, size_t len)
 {

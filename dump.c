@@ -25,6 +25,8 @@
 
 #define DUMP_LINE_MAX 131072	/* room for every route of the interval in JSON */
 
+/* A line in a fixed buffer: the master formats it in one pass and may have to keep it
+ * while stdout is full (line_off), so it cannot live on the stack. */
 struct line {
 	char l_buf[DUMP_LINE_MAX];
 	size_t l_len;
@@ -33,6 +35,8 @@ struct line {
 };
 
 static struct agg_view view;	/* the line's figures, read once a line */
+/* Each row's total at the last line written: counters are shown as their increase, which
+ * is exact (the totals are), so the lines add up to /metrics' totals (t/09's test). */
 static uint64_t dump_prev[METRIC_MAX];
 static int64_t dump_since;
 static struct line line;	/* the line being written */
@@ -41,6 +45,8 @@ static int out_fd = STDOUT_FILENO;
 
 static void put(struct line *l, const char *fmt, ...) LOG_PRINTF(2, 3);
 
+/* Past the buffer the line is cut (and still ends in a newline: dump_write()); only the
+ * JSON line's route list can grow that long, with thousands of routes. */
 static void put(struct line *l, const char *fmt, ...)
 {
 	va_list ap;
@@ -71,6 +77,7 @@ static void ms(struct line *l, uint64_t ns)
 	put(l, "%.3f", (double)ns / 1e6);
 }
 
+/* p50/p90/p99/max of the interval: text as a/b/c/d, JSON as an object; none as - or null. */
 static void percentiles(struct line *l, const char *k, const struct hist *h)
 {
 	static const double qs[] = { 0.5, 0.9, 0.99, 1.0 };
@@ -125,7 +132,8 @@ static void codes(struct line *l)
 	memcpy(class_prev, view.v_classes, sizeof(class_prev));
 }
 
-/* The interval's routes by their number of samples, busiest first. */
+/* The interval's routes by their number of samples, busiest first (an insertion sort: a
+ * line has few routes with samples, and --max-routes bounds them). */
 static unsigned routes_by_count(unsigned *order)
 {
 	unsigned r, n = 0, i;
@@ -189,6 +197,8 @@ static void routes(struct line *l)
 		put(l, "-");
 }
 
+/* At start: the first line's increases count from here, so a master started over an
+ * inherited region (USR2) does not report the old image's totals as one interval. */
 void dump_init(int64_t now)
 {
 	unsigned m;
@@ -285,6 +295,7 @@ void dump_write(int64_t now)
 	dump_flush();
 }
 
+/* What is left of the line, as far as stdout takes it: 1 while some waits. */
 int dump_flush(void)
 {
 	ssize_t n;

@@ -1,9 +1,9 @@
 /* handoff.c: the hand-off of a pair between a worker and the keeper (contract in
- * include/keeper.h): one datagram on a socketpair channel carrying the park message (the
- * connection's record, the observer's state, the partial request line) and the pair's two
- * descriptors as SCM_RIGHTS.  Sends never block and never raise SIGPIPE; a receive checks
- * that the message is whole and carried exactly two descriptors, and closes whatever came
- * with a broken one.
+ * include/keeper.h): one SOCK_SEQPACKET message on a socketpair channel, carrying the park
+ * message (the connection's record, the observer's state, the partial request line) and
+ * the pair's two descriptors as SCM_RIGHTS.  Sends never block and never raise SIGPIPE; a
+ * receive checks that the message is whole and carried exactly two descriptors, and
+ * closes whatever came with a broken one.
  *
  * It touches: the channel and the descriptors it carries; nothing else. */
 #if defined(__linux__)
@@ -25,11 +25,15 @@
 #define MSG_CMSG_CLOEXEC 0
 #endif
 
+/* Only the partial request line's bytes travel, not the whole OBS_LINE_MAX buffer: most
+ * parked pairs are between requests and carry none. */
 static size_t msg_size(uint32_t linelen)
 {
 	return offsetof(struct park_msg, pk_line) + linelen;
 }
 
+/* Never blocks: a full channel (the keeper behind, or gone) returns -1 and the caller keeps
+ * the pair, which degrades to the worker holding it, as before the keeper existed. */
 int keeper_send(int chan, const struct park_msg *pm, int cfd, int ufd)
 {
 	union {
@@ -62,6 +66,9 @@ int keeper_send(int chan, const struct park_msg *pm, int cfd, int ufd)
 	return 0;
 }
 
+/* 1: a pair taken; 0: none there (another worker took it: the channel is shared); -1: a
+ * broken message, whose descriptors are closed here so that none leaks.  MSG_CMSG_CLOEXEC:
+ * a descriptor received never survives into an exec (USR2) by accident. */
 int keeper_recv(int chan, struct park_msg *pm, int *cfd, int *ufd)
 {
 	union {

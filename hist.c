@@ -1,9 +1,18 @@
 /* hist.c: log-linear and bounds-based histograms (see include/hist.h).
+ *
+ * The log-linear one is HdrHistogram's idea at its smallest: values below 2^HIST_SUB_BITS
+ * have a bucket each, and every power of two above is cut into 2^HIST_SUB_BITS equal
+ * buckets, so a quantile is within 1.6% of the true value (half a bucket, a 64th of the
+ * octave's start) from a nanosecond to 36 minutes, in a fixed array and with adding
+ * as one shift and one increment.  The bounds-based one is Prometheus' (cumulative only
+ * when written out), for /metrics.
+ *
  * It touches: the histogram it is given. */
 #include <string.h>
 
 #include "hist.h"
 
+/* The index of v's highest set bit (v > 0). */
 static unsigned msb(uint64_t v)
 {
 #if defined(__GNUC__)
@@ -22,10 +31,13 @@ static unsigned bucket_of(uint64_t v)
 {
 	unsigned m;
 
+	/* Past the range: clamped into the last bucket, never an index out of the array.
+	 * h_max still has the true value, so the maximum shown is exact. */
 	if (v >> (HIST_MAX_MSB + 1))
 		v = ((uint64_t)1 << (HIST_MAX_MSB + 1)) - 1;
 	if (v < (1u << HIST_SUB_BITS))
 		return (unsigned)v;
+	/* The octave from the top bit, the sub-bucket from the HIST_SUB_BITS bits below it. */
 	m = msb(v);
 	return ((m - HIST_SUB_BITS + 1) << HIST_SUB_BITS) +
 	    (unsigned)((v >> (m - HIST_SUB_BITS)) & ((1u << HIST_SUB_BITS) - 1));
@@ -44,6 +56,8 @@ static uint64_t bucket_low(unsigned b, uint64_t *width)
 	return ((uint64_t)((1u << HIST_SUB_BITS) + sub)) << (octave - 1);
 }
 
+/* h_lo and h_hi bound the buckets in use, so that a reset and a quantile touch only those
+ * (a latency histogram uses a few dozen of its hundreds). */
 void hist_add(struct hist *h, uint64_t v)
 {
 	unsigned b = bucket_of(v);
@@ -95,6 +109,8 @@ uint64_t hist_quantile(const struct hist *h, double q)
 		return 0;
 	if (q >= 1.0)
 		return h->h_max;
+	/* ceil without libm; the slack keeps a q * count that is whole in exact arithmetic
+	 * (0.99 * 100) from rounding up past it in floating point. */
 	rank = (uint64_t)(q * (double)h->h_count + 0.999999);
 	if (rank == 0)
 		rank = 1;
@@ -124,6 +140,7 @@ unsigned hist_prom_bucket(const uint64_t *bounds, unsigned n, uint64_t v)
 	return lo;
 }
 
+/* Buckets are kept per bucket, not cumulative: one increment an add; the page sums them. */
 void hist_prom_add(struct hist_prom *hp, const uint64_t *bounds, unsigned n, uint64_t v)
 {
 	hp->hp_b[hist_prom_bucket(bounds, n, v)]++;

@@ -7,8 +7,12 @@
 
 #include "json.h"
 
+/* Deeper nesting is refused: recursion is bounded by this, not by the stack, whatever a
+ * server (or something pretending to be one on the metrics port) sends. */
 #define DEPTH_MAX 64
 
+/* The text is not NUL-terminated (it is a response body): every read is checked against
+ * end, never against a terminator. */
 struct reader {
 	const char *p, *end;
 	int depth;
@@ -20,6 +24,7 @@ static void skip_space(struct reader *r)
 		r->p++;
 }
 
+/* true, false, null: the whole word, or the value is malformed. */
 static int literal(struct reader *r, const char *word)
 {
 	size_t n = strlen(word);
@@ -30,6 +35,7 @@ static int literal(struct reader *r, const char *word)
 	return 0;
 }
 
+/* The four hex digits of a \u escape, either case. */
 static int hex4(const char *p, unsigned *out)
 {
 	unsigned v = 0;
@@ -50,6 +56,7 @@ static int hex4(const char *p, unsigned *out)
 	return 0;
 }
 
+/* A code point (at most U+10FFFF: the decoder never makes more) as UTF-8; the bytes put. */
 static size_t put_utf8(char *o, unsigned cp)
 {
 	if (cp < 0x80) {
@@ -133,6 +140,8 @@ bad:
 
 static struct json *value(struct reader *r);
 
+/* Objects keep their members in order, duplicates too; json_get() finds the first, which
+ * is all a reader of our own /stats.json needs. */
 /* The elements of an array or the members of an object, the reader past its opening. */
 static int elements(struct reader *r, struct json *v, char close)
 {
@@ -176,6 +185,8 @@ static int elements(struct reader *r, struct json *v, char close)
 	}
 }
 
+/* One value and what it contains; NULL when it is malformed, truncated, too deep, or
+ * memory ran out (the caller cannot tell which, and need not: it shows "bad answer"). */
 static struct json *value(struct reader *r)
 {
 	struct json *v;
@@ -237,6 +248,8 @@ bad:
 	return NULL;
 }
 
+/* The whole text must be one value: trailing bytes (a second object, a cut chunk) make it
+ * malformed rather than half read. */
 struct json *json_parse(const char *text, size_t n)
 {
 	struct reader r = { text, text + n, 0 };
@@ -250,6 +263,8 @@ struct json *json_parse(const char *text, size_t n)
 	return v;
 }
 
+/* A node, its children and its following siblings: the tree is freed from any node the
+ * parser returned. */
 void json_free(struct json *v)
 {
 	while (v != NULL) {
@@ -275,6 +290,8 @@ const struct json *json_get(const struct json *v, const char *key)
 	return NULL;
 }
 
+/* The readers take NULL and the wrong type alike and answer the default: a field that a
+ * newer or older sidemeter does not send shows as missing, not as a crash. */
 double json_num(const struct json *v, double dflt)
 {
 	return v != NULL && v->j_type == JSON_NUMBER ? v->j_num : dflt;

@@ -22,6 +22,8 @@ static int log_id = -1;
 static int log_fd = STDERR_FILENO;
 static unsigned long log_dropped;	/* lines a full pipe refused since the last one written */
 
+/* A container's stderr is a pipe that a stuck log collector can fill: then a warning costs
+ * a dropped line (counted in the next one written), never a worker blocked in write(2). */
 void log_nonblocking(void)
 {
 	int fd = net_reopen_nonblocking(STDERR_FILENO);
@@ -49,6 +51,7 @@ static void log_emit(const char *level, int with_errno, int saved_errno, const c
 	size_t n;
 	int r;
 
+	/* UTC, to the second, first on the line: what every log collector parses. */
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -85,6 +88,8 @@ static void log_emit(const char *level, int with_errno, int saved_errno, const c
 		log_dropped++;
 }
 
+/* errno is kept across a log call: code that logs and then tests errno sees the error it
+ * had, not strftime's or write's. */
 #define LOG_VERB(name, level, with_errno)                                                  \
 	void name(const char *fmt, ...)                                                    \
 	{                                                                                  \
@@ -111,6 +116,8 @@ void fatal(const char *fmt, ...)
 	exit(1);
 }
 
+/* ASSERT() (log.h): our own invariant broke.  abort() rather than exit(): a core, and the
+ * sanitizers' and the fuzzer's report, show where; the master replaces a dead worker. */
 void assert_failed(const char *cond, const char *file, int line)
 {
 	log_warnx("assertion failed: %s (%s:%d)", cond, file, line);

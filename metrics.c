@@ -35,6 +35,9 @@ int metrics_take_quit(void)
 	return q;
 }
 
+/* A client of the port: it reads one request head, gets one answer and is closed
+ * (Connection: close).  Scrapers open a connection a scrape, so keep-alive would save
+ * little and cost a state per idle scraper. */
 struct client {
 	int cl_fd;			/* -1: a free place */
 	int64_t cl_deadline;
@@ -78,6 +81,8 @@ void metrics_forget(void)
 	tap_forget();
 }
 
+/* The whole answer is built before the first byte goes: its length is known (no chunking
+ * to a scraper) and a slow reader costs memory of its own, not time of the master's. */
 static void respond(struct client *cl, unsigned code, const char *type, const struct buf *body,
     int head)
 {
@@ -186,6 +191,8 @@ static int wants_openmetrics(const char *req, size_t len)
 	return om_q > 0 && om_q >= text_q;
 }
 
+/* One request, routed by its path (the query only matters to /tap).  The method is checked
+ * before the path so that a scraper's typo gets a 405 or 404 that says which. */
 static void handle(struct client *cl, int64_t now)
 {
 	struct buf body = { NULL, 0, 0, 0 };
@@ -278,6 +285,8 @@ static void handle(struct client *cl, int64_t now)
 	buf_free(&body);
 }
 
+/* The master's poll set gets one entry a client (reading or writing) and the listen socket;
+ * the nearest client deadline bounds the master's wait. */
 int metrics_pollfds(struct pollfd *pfd, int64_t *deadline)
 {
 	int n = 0;
@@ -329,6 +338,7 @@ static struct client *place(void)
 	return oldest;
 }
 
+/* METRICS_CLIENTS is small: a linear search is cheaper than any index. */
 static struct client *client_of(int fd)
 {
 	unsigned i;
@@ -339,6 +349,8 @@ static struct client *client_of(int fd)
 	return NULL;
 }
 
+/* Everything the backlog holds, each into a place; out of descriptors, the listen socket
+ * rests ACCEPT_PAUSE_MS (a test shows the master then uses no CPU and recovers). */
 static void accept_clients(int64_t now)
 {
 	struct client *cl;
@@ -364,7 +376,8 @@ static void accept_clients(int64_t now)
 	}
 }
 
-/* Does p[0..n) hold the empty line that ends a request head? */
+/* Does p[0..n) hold the empty line that ends a request head?  LF LF counts too: a hand-
+ * typed request (nc) ends lines with LF alone. */
 static int has_empty_line(const char *p, size_t n)
 {
 	size_t i;
@@ -393,6 +406,7 @@ static void client_read(struct client *cl, int64_t now)
 		respond_text(cl, 431, "request too large", 0);
 }
 
+/* As much as the socket takes; done, the connection closes (the answer said so). */
 static void client_write(struct client *cl)
 {
 	ssize_t n = send(cl->cl_fd, cl->cl_out.b_data + cl->cl_off, cl->cl_out.b_len - cl->cl_off,
@@ -409,6 +423,8 @@ static void client_write(struct client *cl)
 		client_close(cl);
 }
 
+/* What the master's poll found on the port's descriptors, then the clients whose time is
+ * up (CLIENT_MS to ask and be answered: a client that trickles cannot hold a place). */
 void metrics_serve(const struct pollfd *pfd, int n, int64_t now)
 {
 	struct client *cl;

@@ -26,6 +26,10 @@
 #define MSG_NOSIGNAL 0		/* SIGPIPE is ignored where these are used */
 #endif
 
+/* HOST:PORT, [IPV6]:PORT, or :PORT and *:PORT (every address) where passive.  The port is
+ * checked by hand before the resolver sees it: getaddrinfo would take a service name
+ * ("http") or "+80", and a pod's variable should be exactly a number.  The first address
+ * the resolver gives is the one used, for the process's life. */
 int net_parse_addr(struct net_addr *na, const char *text, int passive, char *err,
     size_t errlen)
 {
@@ -37,6 +41,8 @@ int net_parse_addr(struct net_addr *na, const char *text, int passive, char *err
 	int rc;
 
 	memset(na, 0, sizeof(*na));
+	/* The last colon splits host and port, except inside brackets: an IPv6 literal has
+	 * colons of its own. */
 	if (text[0] == '[') {
 		const char *close = strchr(text, ']');
 
@@ -91,6 +97,8 @@ int net_parse_addr(struct net_addr *na, const char *text, int passive, char *err
 		    rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
 		return -1;
 	}
+	/* na_text is what every message and /stats.json show: the name as given, not the
+	 * address it resolved to, which is what a user recognises. */
 	memcpy(&na->na_ss, res->ai_addr, res->ai_addrlen);
 	na->na_len = res->ai_addrlen;
 	freeaddrinfo(res);
@@ -127,6 +135,8 @@ void net_set_nodelay(int fd)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+/* Socket timeouts are how blocking workers bound every wait without a poll per call: a
+ * recv or send that waits longer returns EAGAIN, and the relay decides what that means. */
 static int set_timeo(int fd, int opt, int ms)
 {
 	struct timeval tv;
@@ -146,6 +156,9 @@ int net_set_sndtimeo(int fd, int ms)
 	return set_timeo(fd, SO_SNDTIMEO, ms);
 }
 
+/* SO_REUSEADDR so that a restart binds at once over connections in TIME_WAIT; never
+ * SO_REUSEPORT, which would let a second sidemeter share the port unnoticed.  The error
+ * names the address and the step that failed ("bind 0.0.0.0:8080: Address in use"). */
 int net_listen(const struct net_addr *na, int backlog, char *err, size_t errlen)
 {
 	int fd, one = 1;
@@ -174,6 +187,10 @@ int net_listen(const struct net_addr *na, int backlog, char *err, size_t errlen)
 	return fd;
 }
 
+/* A blocking connect bounded by timeout_ms; the socket returned is blocking.  Elsewhere
+ * than Linux (or after a signal) it is a non-blocking connect and a poll for POLLOUT, then
+ * SO_ERROR for how the handshake ended.  errno is kept across the close on failure: the
+ * caller counts by it (refused, timed out, other). */
 int net_connect(const struct net_addr *na, int timeout_ms)
 {
 	struct pollfd pfd;
@@ -247,6 +264,8 @@ fail:
 	return -1;
 }
 
+/* getpeername fails on a socket the client has already reset: the address is then unknown
+ * (family 0) rather than an error, as the access log shows it as "-". */
 void net_peer(int fd, struct sockaddr_storage *ss)
 {
 	socklen_t len = sizeof(*ss);
@@ -255,6 +274,8 @@ void net_peer(int fd, struct sockaddr_storage *ss)
 		ss->ss_family = 0;
 }
 
+/* Whether a request to the metrics port may stop the pod (POST /quitquitquit): only from
+ * this machine.  In a pod that is the pod's own containers (they share its loopback). */
 int net_peer_loopback(int fd)
 {
 	struct sockaddr_storage ss;
@@ -303,6 +324,8 @@ int net_write_all(int fd, const char *p, size_t n, int timeout_ms)
 	struct pollfd pfd;
 	ssize_t w;
 
+	/* MSG_DONTWAIT whatever the socket's mode, and a poll when it is full: a blocking
+	 * send with SO_SNDTIMEO would restart the timeout on every partial write. */
 	while (n > 0) {
 		w = send(fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (w > 0) {
@@ -324,6 +347,9 @@ int net_write_all(int fd, const char *p, size_t n, int timeout_ms)
 	return 0;
 }
 
+/* Why linger: a close with unread bytes in the receive buffer makes the kernel send a RST,
+ * and a RST can reach the client before the answer it was sent after, which then loses the
+ * answer (RFC 9112 9.6; Apache's and nginx's lingering close do the same). */
 void net_lingering_close(int fd, int timeout_ms)
 {
 	int64_t deadline = clock_mono_ns() + (int64_t)timeout_ms * NS_PER_MS;
@@ -352,6 +378,8 @@ int net_reopen_nonblocking(int fd)
 	char path[32];
 	struct stat st;
 
+	/* Only a pipe: O_NONBLOCK on a shared description (the container's log pipe) would
+	 * change it for every process that writes to it. */
 	if (fstat(fd, &st) == -1 || !S_ISFIFO(st.st_mode))
 		return -1;
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);

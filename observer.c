@@ -108,6 +108,9 @@ static int ends_connection(const struct obs_side *s)
 	return (s->os_flags & H_CLOSE) || (s->os_http10 && !(s->os_flags & H_KEEPALIVE));
 }
 
+/* A request's last byte.  After CONNECT the request side holds (S_HOLD): whatever the
+ * client sends next is tunnel bytes if the answer is 2xx, and a new request only if it is
+ * refused, so nothing is parsed until the answer says which. */
 static void request_done(struct observer *ob, struct obs_side *s, int64_t now)
 {
 	struct obs_exchange *ex = obs_req_current(ob);
@@ -122,6 +125,9 @@ static void request_done(struct observer *ob, struct obs_side *s, int64_t now)
 	settle(ob);
 }
 
+/* 101 or a 2xx to CONNECT: the exchange is complete at the answer's head, anything behind
+ * it in the FIFO was pipelined into what is now a tunnel (reported cut short), and the
+ * bytes from here on are not HTTP. */
 static void go_tunnel(struct observer *ob, struct obs_exchange *ex, int64_t now)
 {
 	ex->ex_resp_end = now;
@@ -135,6 +141,8 @@ static void go_tunnel(struct observer *ob, struct obs_exchange *ex, int64_t now)
 	ob->ob_ops->oo_tunnel(ob->ob_ctx);
 }
 
+/* A final answer's last byte.  An answer that ends the connection marks the observer
+ * closing: requests behind it were never processed (outcome() reports them unanswered). */
 static void response_done(struct observer *ob, struct obs_side *s, int64_t now)
 {
 	struct obs_exchange *ex = obs_resp_target(ob);
@@ -161,6 +169,11 @@ static void response_done(struct observer *ob, struct obs_side *s, int64_t now)
 	settle(ob);
 }
 
+/* The empty line after a request's fields: the framing is decided here, strictly.  Any
+ * framing that two parsers could read two ways (RFC 9112 6.1 and 6.3: Transfer-Encoding
+ * with Content-Length, a coding not ending in chunked, TE from HTTP/1.0) makes the
+ * observer opaque: the bytes still flow, but we stop counting rather than count what a
+ * smuggled second request might be. */
 static void request_head_done(struct observer *ob, struct obs_side *s, int64_t now)
 {
 	struct obs_exchange *ex = obs_req_current(ob);
@@ -196,6 +209,9 @@ static void request_head_done(struct observer *ob, struct obs_side *s, int64_t n
 	request_done(ob, s, now);
 }
 
+/* The empty line after a response's fields: its body's length from the request's method,
+ * the code and the fields, in RFC 9112 6.3's order (HEAD, 1xx, 204 and 304 have none; then
+ * Transfer-Encoding; then Content-Length; else it runs to the close). */
 static void response_head_done(struct observer *ob, struct obs_side *s, int64_t now)
 {
 	struct obs_exchange *ex = obs_resp_target(ob);
@@ -237,6 +253,7 @@ static void response_head_done(struct observer *ob, struct obs_side *s, int64_t 
 	s->os_state = S_UNTIL_CLOSE;
 }
 
+/* A body of known length or the trailers ended: the message, whichever side it is. */
 static void message_done(struct observer *ob, int dir, struct obs_side *s, int64_t now)
 {
 	if (dir == OBS_REQ)
@@ -311,7 +328,8 @@ static int begin(struct observer *ob, int dir, struct obs_side *s, unsigned char
 }
 
 /* One step of direction dir over p[0..n); returns the bytes consumed (0 only when
- * observation stopped). */
+ * observation stopped).  A step takes at most one line, or all of a body's bytes that are
+ * there: a body is skipped by count, so a 100 MB download costs a handful of steps. */
 static size_t step(struct observer *ob, int dir, struct obs_side *s, const char *p, size_t n,
     int64_t now)
 {
@@ -332,6 +350,7 @@ static size_t step(struct observer *ob, int dir, struct obs_side *s, const char 
 			obs_go_opaque(ob, OPAQUE_LINE_TOO_LONG);
 			return 0;
 		}
+		/* The head's size is counted across lines: many short lines are bounded too. */
 		s->os_head += (uint32_t)k;
 		if (s->os_head > OBS_HEAD_MAX) {
 			obs_go_opaque(ob, OPAQUE_HEADERS_TOO_LARGE);
@@ -382,6 +401,8 @@ static size_t step(struct observer *ob, int dir, struct obs_side *s, const char 
 			size_t i = 0;
 
 			/* chunk-size [ BWS ";" chunk-ext ] */
+			/* Overflow is refused before it happens: a chunk size that wraps would
+			 * be read as small by us and as huge by the application. */
 			while (i < len && obs_hex_value((unsigned char)line[i]) >= 0) {
 				if (size > LENGTH_MAX >> 4) {
 					obs_go_opaque(ob, OPAQUE_BAD_CHUNK);
@@ -411,6 +432,7 @@ static size_t step(struct observer *ob, int dir, struct obs_side *s, const char 
 
 	case S_UNTIL_CLOSE:
 	case S_HOLD:
+		/* Counted, not parsed: the close ends the one, the answer decides the other. */
 		s->os_body += n;
 		return n;
 
@@ -425,6 +447,8 @@ static size_t step(struct observer *ob, int dir, struct obs_side *s, const char 
 
 /* ---- the interface ---- */
 
+/* The FIFO and the buffers are not cleared: only the fields that say what is valid in them
+ * (ob_n, os_linelen), so that a connection's start costs no memset of the line buffers. */
 void observer_init(struct observer *ob, const struct obs_ops *ops, void *ctx)
 {
 	int d;
@@ -452,6 +476,8 @@ void observer_init(struct observer *ob, const struct obs_ops *ops, void *ctx)
 	}
 }
 
+/* The relay hands every chunk it moved, in order, per direction; the two directions are
+ * independent machines tied by the FIFO (a response pairs with the oldest request). */
 void observer_feed(struct observer *ob, int dir, const char *p, size_t n, int64_t now)
 {
 	struct obs_side *s = &ob->ob_side[dir];
@@ -472,6 +498,9 @@ void observer_feed(struct observer *ob, int dir, const char *p, size_t n, int64_
 	}
 }
 
+/* How many bytes the relay may move without showing them: a body's rest, or everything
+ * once nothing more is parsed.  This is what lets the relay splice a large body or a
+ * tunnel past user space, and still have the observer count it (observer_skip()). */
 uint64_t observer_unseen(const struct observer *ob, int dir)
 {
 	const struct obs_side *s = &ob->ob_side[dir];
@@ -502,6 +531,8 @@ void observer_skip(struct observer *ob, int dir, size_t n, int64_t now)
 		body_bytes(ob, dir, s, n, now);
 }
 
+/* The end of one direction.  Only the response side's close can complete a message (a body
+ * that runs to the close); on the request side it marks what was in flight as abandoned. */
 void observer_eof(struct observer *ob, int dir, int64_t now)
 {
 	struct obs_side *s = &ob->ob_side[dir];
@@ -536,6 +567,8 @@ void observer_eof(struct observer *ob, int dir, int64_t now)
 	s->os_state = S_DONE;
 }
 
+/* The connection is over: every exchange still in the FIFO is reported, each as outcome()
+ * decides, with why as the reason for the ones simply cut short. */
 void observer_finish(struct observer *ob, enum incomplete_reason why, int64_t now)
 {
 	(void)now;
@@ -543,6 +576,9 @@ void observer_finish(struct observer *ob, enum incomplete_reason why, int64_t no
 		flush(ob, (int)why);
 }
 
+/* The worker is about to write a 502 or 504 of its own: the oldest exchange takes it as its
+ * answer, when one may still be sent (may_answer()).  1 if it did; *head says whether the
+ * request was HEAD (the answer then has no body). */
 int observer_answer(struct observer *ob, unsigned code, int64_t now, int *head)
 {
 	struct obs_exchange *ex;
@@ -566,6 +602,8 @@ int observer_answer(struct observer *ob, unsigned code, int64_t now, int *head)
 	return 1;
 }
 
+/* What the relay policy decides timeouts and parking from, read on every tick: which
+ * clock runs (a head arriving, an answer awaited, idle between exchanges) and since when. */
 void observer_status(const struct observer *ob, struct obs_status *st)
 {
 	unsigned kc = req_index(ob), kt = resp_index(ob);

@@ -49,6 +49,9 @@ static void obs_trim(const char **p, size_t *n)
 
 /* ---- lines ---- */
 
+/* The common case costs one memchr and no copy: a line wholly inside the chunk the relay
+ * read is parsed in place.  Only a line cut by a read's boundary is gathered into os_line,
+ * bounded by OBS_LINE_MAX (a longer line makes the observer opaque, never a larger copy). */
 size_t obs_take_line(struct obs_side *s, const char *p, size_t n, const char **line,
     size_t *len)
 {
@@ -84,6 +87,8 @@ size_t obs_take_line(struct obs_side *s, const char *p, size_t n, const char **l
 
 /* ---- start lines ---- */
 
+/* The methods with a label of their own; any other token is OTHER, so a client cannot
+ * make new series by inventing methods. */
 static enum http_method method_of(const char *p, size_t n)
 {
 	static const struct { const char *m; enum http_method id; } methods[] = {
@@ -145,6 +150,8 @@ int obs_request_line(struct observer *ob, struct obs_side *s, const char *line, 
 	}
 	if (tlen == 0 || t + tlen + 1 + 8 != len)
 		goto bad;
+	/* HTTP/1.0 or 1.1 (any 1.x reads as 1.1 does, RFC 9112 2.3); a major version other
+	 * than 1 is not a protocol this observer knows. */
 	minor = version(line + t + tlen + 1, 8);
 	if (minor < 0)
 		goto bad;
@@ -156,6 +163,8 @@ int obs_request_line(struct observer *ob, struct obs_side *s, const char *line, 
 		ex->ex_flags |= EX_HEAD_METHOD;
 	if (ex->ex_method == METHOD_CONNECT)
 		ex->ex_flags |= EX_CONNECT;
+	/* The route is named once, from the target, as soon as the line is in (a head parked
+	 * in the middle carries it): nothing later in the head changes it. */
 	ex->ex_route = (uint16_t)ob->ob_ops->oo_route(ob->ob_ctx, line + t, tlen);
 	if (ob->ob_capture) {
 		struct obs_meta *om = &ob->ob_meta[ex - ob->ob_fifo];
@@ -216,6 +225,8 @@ int obs_status_line(struct observer *ob, struct obs_side *s, const char *line, s
 /* ---- header fields ---- */
 
 /* 1*DIGIT, or a list of equal ones ("5, 5"); all must agree with an earlier field. */
+/* Two Content-Length fields that disagree are a smuggling attempt or a broken sender: -1,
+ * and the observer goes opaque (RFC 9112 6.3, item 5). */
 static int content_length(struct obs_side *s, const char *v, size_t n)
 {
 	size_t i = 0;
@@ -274,6 +285,8 @@ static void transfer_encoding(struct obs_side *s, const char *v, size_t n)
 	}
 }
 
+/* Only close and keep-alive matter: they decide whether the connection outlives the
+ * message (ends_connection() in observer.c). */
 static void connection(struct obs_side *s, const char *v, size_t n)
 {
 	while (n > 0) {

@@ -9,6 +9,9 @@
 
 #include "observer_int.h"
 
+/* Two states may be parked, and only these: between exchanges (nothing in flight), or one
+ * request whose head is still arriving with nothing answered.  Anything else has a clock
+ * the keeper does not run (a body, an answer awaited) or bytes it must not hold. */
 int observer_parkable(const struct observer *ob)
 {
 	const struct obs_side *req = &ob->ob_side[OBS_REQ], *resp = &ob->ob_side[OBS_RESP];
@@ -26,6 +29,9 @@ int observer_parkable(const struct observer *ob)
 	    (req->os_state == S_LINE || req->os_state == S_HEADERS);
 }
 
+/* The state as plain bytes for the park message: the scalars of both sides (the part of
+ * struct obs_side before its line buffer, OBS_SIDE_SCALARS), the one exchange if any, and
+ * the partial line, whose length is returned and whose bytes stay where they are. */
 size_t observer_save(const struct observer *ob, struct obs_saved *sv, const char **line)
 {
 	int d;
@@ -43,6 +49,10 @@ size_t observer_save(const struct observer *ob, struct obs_saved *sv, const char
 	return ob->ob_side[OBS_REQ].os_linelen;
 }
 
+/* In the worker that takes the pair back (another process, maybe another binary after
+ * USR2): the saved state is checked to be one that parkable() allows, since it came over a
+ * channel; a state that is not is refused (-1) and the worker ends the pair rather than
+ * observe it from a wrong start.  route is the request's route as this worker numbers it. */
 int observer_restore(struct observer *ob, const struct obs_ops *ops, void *ctx,
     const struct obs_saved *sv, const char *line, size_t linelen, unsigned route)
 {
@@ -84,6 +94,8 @@ void observer_capture(struct observer *ob, int on)
 	ob->ob_capture = on;
 }
 
+/* What the access log shows of an exchange: its captured strings (with capture on), or
+ * NULL.  The pointer must be one of the FIFO's: an exchange reported through the ops. */
 const struct obs_meta *observer_meta(const struct observer *ob, const struct obs_exchange *ex)
 {
 	if (ex < ob->ob_fifo || ex >= ob->ob_fifo + OBS_PIPELINE || !(ex->ex_flags & EX_META))
@@ -98,6 +110,8 @@ const struct obs_trace *observer_trace(const struct observer *ob, const struct o
 	return &ob->ob_trace[ex - ob->ob_fifo];
 }
 
+/* The newest request's route, once its request line is in: a parked head carries it by
+ * name, as the worker that takes it back may number routes otherwise. */
 int observer_route(const struct observer *ob, unsigned *route)
 {
 	const struct obs_exchange *ex;

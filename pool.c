@@ -44,6 +44,8 @@ static int fork_into(unsigned i, int64_t now)
 	sigset_t all, old;
 	pid_t pid;
 
+	/* The row is set before the fork, so the child is never seen in a stale row (a dead
+	 * worker's state, its pid), and the heartbeat starts now, not at the child's first. */
 	score_prepare(slot_at(i), m.m_gen, now);
 	aggregate_use_slot(i);
 
@@ -52,6 +54,8 @@ static int fork_into(unsigned i, int64_t now)
 	env.we_park_fd = m.m_park[0];
 	env.we_back_fd = m.m_back[1];
 	env.we_keeper = m.m_keeper_on;
+	/* With a keeper, a client's read waits --park-after at most: the tick at which a
+	 * worker notices that its connection only waits, and hands it over. */
 	env.we_client_tick_ms = m.m_keeper_on ? (int)cfg.cf_park_after_ms : RELAY_TICK_MS;
 	env.we_shm = m.m_shm;
 	env.we_slot = i;
@@ -65,6 +69,9 @@ static int fork_into(unsigned i, int64_t now)
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
 	pid = fork();
+	/* The child keeps only what its role uses: a worker's descriptors are the listen
+	 * socket, the keeper's channels' ends and the master's pipe.  Anything else held open
+	 * here would outlive the master's close of it (a metrics client, a tap stream). */
 	if (pid == 0) {
 		close(m.m_sig_r);
 		close(m.m_sig_w);
@@ -107,6 +114,8 @@ static int spawn(int64_t now)
 	return fork_into(i, now);
 }
 
+/* SIGQUIT: finish the connection in hand (a keep-alive one at its next idle moment), then
+ * exit; SIGKILL after --drain-timeout if it has not. */
 void pool_tell_to_leave(unsigned i, int64_t now)
 {
 	struct master_slot *ms = &m.m_slots[i];
@@ -128,6 +137,10 @@ static unsigned slot_of(pid_t pid)
 	return m.m_nslots;
 }
 
+/* Crashes in a burst are respawned at once (a bad request that kills a worker should not
+ * take capacity away); past CRASH_FREE in CRASH_WINDOW_MS the respawns back off,
+ * doubling up to BACKOFF_MAX_MS, so that a binary that always crashes does not fork in a
+ * tight loop. */
 static void note_crash(int64_t now)
 {
 	unsigned recent = 0, k;

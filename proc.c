@@ -9,6 +9,8 @@
 #include "proc.h"
 
 #if defined(__linux__)
+/* One process's figures, added in.  A process that has just exited has no /proc entry: it
+ * adds nothing, which a scrape during a HUP shows as a brief dip, not an error. */
 static void proc_add(pid_t pid, struct proc_sum *ps)
 {
 	char path[64], stat[1024], *p;
@@ -24,6 +26,8 @@ static void proc_add(pid_t pid, struct proc_sum *ps)
 		return;
 	p = fgets(stat, sizeof(stat), f);
 	fclose(f);
+	/* The command name is in parentheses and may hold spaces or ')': the fields start
+	 * after the last ')'. */
 	if (p == NULL || (p = strrchr(stat, ')')) == NULL)
 		return;
 	/* after "pid (comm)": state is field 3; utime 14, stime 15, rss 24 */
@@ -32,6 +36,8 @@ static void proc_add(pid_t pid, struct proc_sum *ps)
 		return;
 	ps->ps_cpu += (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 	ps->ps_rss += (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+	/* Descriptors by counting /proc/PID/fd: the keeper's are most of them (two a parked
+	 * pair), which is what a user watches against the limit. */
 	snprintf(path, sizeof(path), "/proc/%ld/fd", (long)pid);
 	d = opendir(path);
 	if (d == NULL)

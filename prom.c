@@ -44,9 +44,9 @@ static void label_value(struct buf *b, const char *s)
 	}
 }
 
-static int om;
+static int om;			/* this page is OpenMetrics (see above) */
 static struct agg_view view;	/* the page's figures, read once per render */
-static int64_t started_wall;
+static int64_t started_wall;	/* the master's start, seconds since the epoch: _created */
 
 static int ends_with(const char *s, size_t n, const char *suffix)
 {
@@ -55,6 +55,9 @@ static int ends_with(const char *s, size_t n, const char *suffix)
 	return n >= k && memcmp(s + n - k, suffix, k) == 0;
 }
 
+/* A family's HELP and TYPE (and UNIT) lines, once, before its first series.  The text
+ * format names a counter's family with its _total; OpenMetrics without it, and calls the
+ * info type by its name where the text format only has gauges. */
 static void family(struct buf *b, enum metric_id id)
 {
 	static const char *const types[] = { "counter", "gauge", "histogram", "info" };
@@ -143,6 +146,8 @@ static void prom_hist(struct buf *b, const char *name, const char *labels,
 	created_n(b, name, labels, (size_t)bare);
 }
 
+/* The le="" label of every bucket, formatted once at start (render_init): a page with 100
+ * routes has thousands of bucket lines, and %g is the costly part of each. */
 static char le_seconds[CONFIG_MAX_BUCKETS][32];
 static const char *le_sec_ptr[CONFIG_MAX_BUCKETS];
 static char le_bytes[AG_SIZE_BOUNDS][24];
@@ -174,7 +179,9 @@ static void values(struct buf *b, enum metric_id id)
 	}
 }
 
-/* Request counts merged over slots: collected, sorted by key, equal keys added up. */
+/* Request counts merged over slots: collected, sorted by key, equal keys added up.  Every
+ * worker has its own table, so one route, method and code appears once per slot that saw
+ * it; Prometheus wants each series once, with the sum. */
 struct req_entry {
 	uint32_t re_key;
 	uint64_t re_count;
@@ -194,7 +201,7 @@ static void collect(void *ctx, unsigned route, unsigned method, unsigned code, u
 		struct req_entry *e = realloc(l->rl_e, cap * sizeof(*e));
 
 		if (e == NULL)
-			return;		/* a page cut short beats a dead master */
+			return;		/* a series missing beats a dead master */
 		l->rl_e = e;
 		l->rl_cap = cap;
 	}
@@ -209,6 +216,8 @@ static int by_key(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* sidemeter_http_requests_total, by method, code and route, in key order (stable across
+ * scrapes, which keeps a diff of two pages readable). */
 static void requests(struct buf *b)
 {
 	const char *name = metric_defs[METRIC_HTTP_REQUESTS].md_name;
@@ -249,6 +258,8 @@ static void requests(struct buf *b)
 	free(l.rl_e);
 }
 
+/* A ROUTE_HIST row: one histogram a route that has samples, with its exemplars when a
+ * traced request came (OpenMetrics only; the text format has no exemplars). */
 static void route_hists(struct buf *b, enum metric_id id)
 {
 	struct buf lb = { NULL, 0, 0, 0 };

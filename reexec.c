@@ -45,6 +45,8 @@ static int check_binary(void)
 		log_warn("USR2: fork");
 		return -1;
 	}
+	/* The check's stdout (the whole configuration) would land in the pod's log as if it
+	 * were ours: to /dev/null; its stderr stays, so a failed check says why there. */
 	if (pid == 0) {
 		devnull = open("/dev/null", O_WRONLY);
 		if (devnull >= 0)
@@ -52,6 +54,8 @@ static int check_binary(void)
 		execv(m.m_exe, args);
 		_exit(127);
 	}
+	/* Polled, not waited on: a binary that hangs in --check must not hang the master,
+	 * whose loop is not running meanwhile (CHECK_WAIT_MS at most). */
 	for (i = 0;; i++) {
 		got = waitpid(pid, &status, WNOHANG);
 		if (got == pid)
@@ -117,6 +121,8 @@ void master_reexec(void)
 	dump_flush_until(clock_mono_ns() + NS_PER_S);	/* the new image starts a line afresh */
 	accesslog_flush_until(clock_mono_ns() + NS_PER_S);	/* ... and with an empty queue */
 	tap_close_all();	/* the streams end; a tap client asks the new image again */
+	/* From here until execv returns (only on failure) every step is undone on failure:
+	 * the master carries on as the old image, with nothing leaked into its children. */
 	set_inheritable(1);
 	setenv(INHERIT_ENV, env, 1);
 	/* Signals wait until the new image has its handlers. */
@@ -165,6 +171,8 @@ int master_inherit(int64_t now)
 	m.m_slots = calloc(m.m_nslots, sizeof(*m.m_slots));
 	if (m.m_slots == NULL)
 		fatal("calloc");
+	/* Every worker the old image had, with its slot and generation: they keep serving
+	 * until the new generation is ready, and are reaped by this image as its own. */
 	for (w += strlen("workers="); *w;) {
 		long pid;
 		unsigned slot, wgen;

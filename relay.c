@@ -47,6 +47,8 @@ static int peer_gone(int err)
 	    err == EHOSTUNREACH || err == ENETUNREACH || err == ECONNABORTED;
 }
 
+/* A peer's error is that side's end (counted as client_error or upstream_error); any other
+ * error is ours (CLOSE_ERROR), which the fault tests keep at zero. */
 static enum close_reason side_error(int side)
 {
 	return side == RELAY_CLIENT ? CLOSE_CLIENT_ERROR : CLOSE_UPSTREAM_ERROR;
@@ -62,6 +64,8 @@ int relay_pending(const struct relay *rl, int dir)
 	return dir_pending(&rl->rl_dir[dir]);
 }
 
+/* Nothing buffered, nothing half-closed: the state in which a connection may be handed to
+ * the keeper (the keeper holds sockets, never bytes). */
 int relay_quiet(const struct relay *rl)
 {
 	int d;
@@ -89,7 +93,9 @@ static int write_stalled(ssize_t n)
 	return -1;
 }
 
-/* Write what direction d holds; 0 when all of it went (or would block), -1 on error. */
+/* Write what direction d holds; 0 when all of it went (or would block), -1 on error.  Bytes
+ * count as relayed when the destination took them, not when they were read: a connection
+ * cut with bytes still held reports what the other side actually got. */
 static int flush_dir(struct relay *rl, int d)
 {
 	struct relay_dir *rd = &rl->rl_dir[d];
@@ -139,6 +145,9 @@ static enum close_reason after_read(struct relay *rl, int d, ssize_t n, int wait
 	if (n > 0)
 		return flush_dir(rl, d) == -1 ? side_error(!d) : CLOSE_NONE;
 	if (n == 0) {
+		/* The first side to end names the close (client_closed or upstream_closed); the
+		 * policy may stop at once (an end between exchanges) or let the other side go on
+		 * (a half-close after a request: the answer still comes). */
 		rd->rd_eof = 1;
 		if (rl->rl_first_eof < 0)
 			rl->rl_first_eof = d;
@@ -163,7 +172,9 @@ static int pipe_of(struct relay_dir *rd)
 		rd->rd_pipe[0] = rd->rd_pipe[1] = -1;
 		return -1;
 	}
-	(void)fcntl(rd->rd_pipe[1], F_SETPIPE_SZ, PIPE_SIZE);	/* less is fine */
+	/* A 1 MiB pipe moves a large body in a quarter of the splices of the default 64 KiB;
+	 * an unprivileged process may get less (pipe-max-size), and less is fine. */
+	(void)fcntl(rd->rd_pipe[1], F_SETPIPE_SZ, PIPE_SIZE);
 	return 0;
 }
 #endif
@@ -192,6 +203,8 @@ static enum close_reason read_dir(struct relay *rl, int d, int64_t now, int wait
 		return after_read(rl, d, n, wait, now);
 	}
 #endif
+	/* The policy sees the bytes before they are sent on (ro_data): the observer's view
+	 * of a request is complete before the application can answer it. */
 	n = recv(rl->rl_fd[d], rd->rd_buf, sizeof(rd->rd_buf), wait ? 0 : MSG_DONTWAIT);
 	if (wait)
 		now = clock_mono_ns();	/* the read may have waited */
@@ -205,6 +218,8 @@ static enum close_reason read_dir(struct relay *rl, int d, int64_t now, int wait
 	return after_read(rl, d, n, wait, now);
 }
 
+/* The relay is reused connection after connection by its worker: pipes made once stay for
+ * the next (two fewer system calls a connection), unless a pipe still holds bytes. */
 void relay_init(struct relay *rl, int client_fd, int upstream_fd, int watch,
     const struct relay_ops *ops, void *ctx)
 {
@@ -235,6 +250,9 @@ void relay_init(struct relay *rl, int client_fd, int upstream_fd, int watch,
 	rl->rl_tick_ms[0] = rl->rl_tick_ms[1] = RELAY_TICK_MS;
 }
 
+/* Until the connection ends or the policy stops it: each turn asks the policy (timeouts,
+ * parking, a leaving worker), then either reads the side that speaks next or polls both.
+ * The watch descriptor (the master's pipe) ends the pump when the master dies. */
 enum close_reason relay_pump(struct relay *rl)
 {
 	struct relay_plan plan;
@@ -292,6 +310,8 @@ enum close_reason relay_pump(struct relay *rl)
 			nfds = 3;
 		}
 
+		/* The wait ends at the policy's nearest deadline, or within a tick at the latest:
+		 * the heartbeat and a leaving worker's drain are checked at least that often. */
 		rc = poll(pfd, (nfds_t)nfds, clock_poll_ms(plan.rp_deadline, now, RELAY_TICK_MS));
 		if (rc == -1) {
 			if (errno == EINTR)
@@ -304,6 +324,9 @@ enum close_reason relay_pump(struct relay *rl)
 			return CLOSE_ABORTED;
 		now = clock_mono_ns();
 
+		/* A direction either drains what it holds or reads more, never both: a source is
+		 * read only once its last bytes are out, which is what bounds each direction to
+		 * one buffer (or pipe) of memory. */
 		for (d = 0; d < 2; d++) {
 			struct relay_dir *rd = &rl->rl_dir[d];
 			short out = pfd[!d].revents, in = pfd[d].revents;

@@ -48,6 +48,9 @@ struct master m;
 static volatile sig_atomic_t sig_stop, sig_hup, sig_usr1, sig_usr2, sig_chld, sig_ttin,
     sig_ttou, sig_any;
 
+/* Handlers only count and wake: everything a signal asks for happens in the loop, where
+ * any function may be called.  The self-pipe turns a signal into a readable descriptor, so
+ * poll() wakes for it whatever it was waiting on. */
 static void on_signal(int sig)
 {
 	int saved = errno;
@@ -112,6 +115,8 @@ static void take_signals(struct flags *f)
 	sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
+/* SA_RESTART: a signal does not make the master's blocking calls (a metrics client's
+ * read, a write to stdout) fail with EINTR halfway; poll() still wakes (the self-pipe). */
 static void setup_signals(void)
 {
 	static const int caught[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD,
@@ -231,6 +236,7 @@ static void watch_upstream(int64_t now)
 
 /* ---- the loop -------------------------------------------------------------------------- */
 
+/* The nearer of two deadlines; 0 means none. */
 static int64_t earliest(int64_t a, int64_t b)
 {
 	return b > 0 && b < a ? b : a;
@@ -243,6 +249,8 @@ static int64_t interval_ns(void)
 	return (cfg.cf_dump_interval_ms > 0 ? cfg.cf_dump_interval_ms : 10000) * NS_PER_MS;
 }
 
+/* The summary line is written from the interval that ends, then the interval rotates: the
+ * line and /stats.json's last_interval are the same interval. */
 static void end_interval(int64_t now)
 {
 	if (cfg.cf_dump_interval_ms > 0)
@@ -250,6 +258,10 @@ static void end_interval(int64_t now)
 	aggregate_rotate(now);
 }
 
+/* One thread, one poll: signals, the metrics port's and the tap's clients, stdout and the
+ * access log's output, with the nearest of every timer as the deadline.  Nothing in the
+ * loop blocks for long (writes are non-blocking, pages are rendered in memory), so a turn
+ * comes at least every TICK_IDLE_MS. */
 static void master_loop(void)
 {
 	struct pollfd pfd[4 + METRICS_CLIENTS + TAP_CLIENTS];
@@ -298,6 +310,8 @@ static void master_loop(void)
 		m.m_next_drain = now + (drained ? TICK_BUSY_MS : TICK_IDLE_MS) * NS_PER_MS;
 		if (m.m_done)
 			finish(now);
+		/* HUP only bumps the generation: pool_tick() starts the new one and retires the
+		 * old once it is ready, so a rotation never leaves the port without a worker. */
 		if (f.f_hup && !m.m_stopping) {
 			m.m_gen++;
 			log_info("rotating workers (generation %u)", m.m_gen);

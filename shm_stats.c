@@ -19,6 +19,9 @@
 #define MAP_ANONYMOUS MAP_ANON
 #endif
 
+/* The region is mapped once by the master before any fork, so every child has it at the
+ * same address (a fork's mapping is shared, not copied).  The header's layout fields are
+ * what a new image checks after USR2 before trusting it. */
 struct shm_header *shm_stats_map(unsigned nslots, int *fd, char *err, size_t errlen)
 {
 	size_t size = SHM_PAGE + (size_t)nslots * sizeof(struct shm_slot);
@@ -53,6 +56,9 @@ struct shm_header *shm_stats_map(unsigned nslots, int *fd, char *err, size_t err
 	return sh;
 }
 
+/* After USR2: the header first, read-only, to learn the size and check the layout; then the
+ * whole region.  A binary with another layout gets an error and a fresh region instead
+ * (its counters start over; its workers still serve). */
 struct shm_header *shm_stats_inherit(int fd, char *err, size_t errlen)
 {
 	struct shm_header *sh;
@@ -87,6 +93,8 @@ struct shm_header *shm_stats_inherit(int fd, char *err, size_t errlen)
 #define REQ_INDEX_SIZE (2 * SHM_REQ_CAP)
 static uint16_t req_index[REQ_INDEX_SIZE];
 
+/* Fibonacci hashing: the multiply mixes the route's, method's and code's bits into the high
+ * half, and the index is taken from there. */
 static unsigned req_hash(uint32_t key)
 {
 	key *= 0x9e3779b1u;
@@ -112,6 +120,8 @@ static unsigned req_find(const struct shm_slot *sl, uint32_t key, int *found)
 	}
 }
 
+/* A worker that takes over a slot keeps its counts: the index is rebuilt from the table
+ * it finds, and counting goes on in the same entries. */
 void shm_stats_attach(struct shm_slot *sl)
 {
 	unsigned i, n = atomic_load_explicit(&sl->sl_nreq, memory_order_relaxed);
@@ -127,6 +137,9 @@ void shm_stats_attach(struct shm_slot *sl)
 	}
 }
 
+/* The ring is single-producer single-consumer: the worker moves head, the master tail.  A
+ * full ring drops the new record (counted) rather than overwrite one the master may be
+ * reading; the exact counts were written before, so only a sample is lost. */
 void shm_stats_put(struct shm_slot *sl, const struct shm_record *r)
 {
 	uint64_t head = atomic_load_explicit(&sl->sl_head, memory_order_relaxed);
@@ -150,6 +163,9 @@ void shm_log_put(struct shm_slot *sl, struct shm_logrec *h, const char *const st
 	size_t need = sizeof(*h), pos = (size_t)(head & (SHM_LOG_BYTES - 1)), skip = 0, at;
 	unsigned i;
 
+	/* 8-byte aligned, so the next record's header can be read with memcpy from an aligned
+	 * place; a record over a quarter of the ring is refused, so one huge line cannot make
+	 * the ring drop many small ones. */
 	for (i = 0; i < 4; i++)
 		need += h->lr_len[i];
 	need = (need + 7) & ~(size_t)7;
@@ -176,6 +192,8 @@ void shm_log_put(struct shm_slot *sl, struct shm_logrec *h, const char *const st
 	atomic_store_explicit(&sl->sl_log_head, head + skip + need, memory_order_release);
 }
 
+/* The master's side of the log ring: every whole record from tail to head, then tail moved
+ * once (release), which gives the worker the room back. */
 size_t shm_log_drain(struct shm_slot *sl, unsigned slot, shm_log_fn *fn, void *ctx)
 {
 	uint64_t head = atomic_load_explicit(&sl->sl_log_head, memory_order_acquire);
@@ -192,8 +210,13 @@ size_t shm_log_drain(struct shm_slot *sl, unsigned slot, shm_log_fn *fn, void *c
 			continue;
 		}
 		memcpy(&h, sl->sl_log + pos, sizeof(h));
-		if (h.lr_size < sizeof(h) || pos + h.lr_size > SHM_LOG_BYTES)
-			{ tail = head; break; }	/* not a record: never; skip what is there */
+		/* Not a record: a worker's bug, which the master outlives (no ASSERT on another
+		 * process's bytes): the rest of this ring is skipped, the log loses lines, the
+		 * counts nothing. */
+		if (h.lr_size < sizeof(h) || pos + h.lr_size > SHM_LOG_BYTES) {
+			tail = head;
+			break;
+		}
 		fn(ctx, slot, &h, (const char *)sl->sl_log + pos + sizeof(h));
 		tail += h.lr_size;
 		n++;

@@ -13,6 +13,8 @@
 
 static struct agg_view view;	/* the page's figures, read once a page */
 
+/* Milliseconds with three decimals (a microsecond: what the histograms resolve), or null
+ * when there is no sample: 0 would read as "instant". */
 static void json_ms(struct buf *b, const char *key, uint64_t ns, int have)
 {
 	if (have)
@@ -21,6 +23,7 @@ static void json_ms(struct buf *b, const char *key, uint64_t ns, int have)
 		buf_printf(b, "\"%s\":null", key);
 }
 
+/* {"count", "p50", "p90", "p99", "max"}: the same four as the summary line's. */
 static void json_pct(struct buf *b, const char *key, const struct hist *h)
 {
 	buf_printf(b, "\"%s\":{\"count\":%llu,", key, (unsigned long long)h->h_count);
@@ -72,6 +75,8 @@ static void pct_set(struct buf *b, const char *name, int which)
 	buf_append(b, "}", 1);
 }
 
+/* A route's exact counts, summed over the slots' request tables; its percentiles come from
+ * the samples. */
 struct route_row {
 	uint64_t rr_count, rr_4xx, rr_5xx;
 };
@@ -97,6 +102,8 @@ void render_stats(struct buf *b)
 	int64_t now = clock_mono_ns();
 	unsigned i, k, m;
 
+	/* One view for the whole page: the totals, the routes and the slots below are of one
+	 * moment, as top and the status page assume when they compare them. */
 	aggregate_view(&view);
 	memset(rows, 0, sizeof(rows));
 	aggregate_requests(count_route_rows, rows);
@@ -130,6 +137,7 @@ void render_stats(struct buf *b)
 		const struct route_agg *ra = view.v_routes[i];
 		const struct hist *h = &ra->ra_dur[AG_TOTAL];
 
+		/* A route with neither a count nor a sample yet would be all zeros: left out. */
 		if (rows[i].rr_count == 0 && h->h_count == 0)
 			continue;
 		buf_printf(b, "%s{\"route\":", k++ ? "," : "");
@@ -155,6 +163,9 @@ void render_stats(struct buf *b)
 	    pv->pv_held, view.v_max_parked);
 	buf_printf(b, ",\"workers\":{\"live\":%u,\"busy\":%u,\"idle\":%u,\"slots\":[", pv->pv_live,
 	    pv->pv_state[WORKER_BUSY], pv->pv_state[WORKER_IDLE]);
+	/* Every occupied slot, the keeper's too (its role says which): conn_s and request_s
+	 * are how long its current connection and request have lasted, heartbeat_s how long
+	 * since it last showed life (what the master kills a wedged worker by). */
 	for (i = 0, k = 0; i < view.v_nslots; i++) {
 		const struct score_row *r = &view.v_rows[i];
 
@@ -172,6 +183,7 @@ void render_stats(struct buf *b)
 	}
 	buf_append(b, "]}", 2);
 
+	/* The status page's charts: oldest point first, codes as [1xx ... 5xx, other]. */
 	buf_printf(b, ",\"history_step_s\":%d,\"history\":[", AG_TICK_MS / 1000);
 	for (i = 0; i < view.v_nhistory; i++) {
 		const struct history_point *hp = view_history(&view, i);

@@ -34,8 +34,8 @@ struct tap_client {
 };
 
 static struct tap_client taps[TAP_CLIENTS];
-static unsigned ntaps;
-static struct tap_stats stats;
+static unsigned ntaps;			/* places in use: what sh_tapping is set from */
+static struct tap_stats stats;		/* since the start, for /metrics */
 
 /* ---- filters ---- */
 
@@ -216,6 +216,7 @@ int tap_matches(const struct tap_filter *f, const struct tap_facts *t)
 
 /* ---- clients ---- */
 
+/* Into the queue; the caller has made room (room()). */
 static void put(struct tap_client *tc, const char *p, size_t n)
 {
 	memcpy(tc->tc_q + tc->tc_len, p, n);
@@ -231,6 +232,9 @@ static void client_close(struct tap_client *tc)
 	ntaps--;
 }
 
+/* The metrics responder hands a GET /tap over with its socket: 0 when the tap took it (the
+ * headers are queued and go out with the first write), else the status to answer with and
+ * why.  The filters are checked first, so a bad one costs no place. */
 unsigned tap_open(int fd, const char *query, size_t n, int http10, int head, int64_t now,
     char *why, size_t len)
 {
@@ -267,6 +271,7 @@ unsigned tap_open(int fd, const char *query, size_t n, int http10, int head, int
 	tc->tc_window = 0;
 	tc->tc_in_window = 0;
 	ntaps++;
+	/* X-Accel-Buffering: no, so that a proxy in front (nginx) passes lines as they come. */
 	hn = snprintf(hdr, sizeof(hdr), "HTTP/1.%c 200 OK\r\n"
 	    "Content-Type: application/x-ndjson; charset=utf-8\r\n"
 	    "Cache-Control: no-store\r\nX-Accel-Buffering: no\r\n%s\r\n", http10 ? '0' : '1',
@@ -295,6 +300,9 @@ static int room(struct tap_client *tc, size_t n)
 	return tc->tc_len + n <= TAP_QUEUE;
 }
 
+/* One formatted line, to every client whose filters it passes.  The line is copied into
+ * each queue rather than shared: queues drain at their clients' own pace, and a copy of a
+ * few hundred bytes is cheaper than reference counts across eight queues. */
 void tap_feed(const struct tap_facts *t, const char *line, size_t n, int64_t now)
 {
 	char size[16];
@@ -310,6 +318,8 @@ void tap_feed(const struct tap_facts *t, const char *line, size_t n, int64_t now
 
 		if (!tc->tc_used || tc->tc_closing || !tap_matches(&tc->tc_f, t))
 			continue;
+		/* max_rps: a fixed one-second window, which is all a person reading a terminal
+		 * needs; what it refuses is counted apart from what a full queue drops. */
 		if (tc->tc_f.tf_max_rps) {
 			if (now - tc->tc_window >= NS_PER_S) {
 				tc->tc_window = now;
@@ -342,6 +352,8 @@ void tap_feed(const struct tap_facts *t, const char *line, size_t n, int64_t now
 	}
 }
 
+/* Every client is polled for input (its close ends the stream), and for output while its
+ * queue holds bytes; the stuck deadline of the oldest waiting bytes bounds the wait. */
 int tap_pollfds(struct pollfd *pfd, int64_t *deadline)
 {
 	int n = 0;
@@ -364,6 +376,8 @@ int tap_pollfds(struct pollfd *pfd, int64_t *deadline)
 	return n;
 }
 
+/* Whatever the socket takes now.  Taking any byte resets the stuck clock: a slow reader is
+ * slow, not stuck, and keeps its stream (it loses lines instead). */
 static void client_write(struct tap_client *tc, int64_t now)
 {
 	while (tc->tc_off < tc->tc_len) {
@@ -438,6 +452,8 @@ void tap_serve(const struct pollfd *pfd, int n, int64_t now)
 	}
 }
 
+/* TERM or USR2: every stream ends properly (the last chunk, so that curl exits 0), as far
+ * as each socket takes it now; the master does not wait for a slow one. */
 void tap_close_all(void)
 {
 	int64_t now = clock_mono_ns();
@@ -457,6 +473,8 @@ void tap_close_all(void)
 	}
 }
 
+/* In a forked child: its copies of the clients' sockets closed, nothing sent (the stream
+ * is the master's), so a client's connection ends when the master closes it. */
 void tap_forget(void)
 {
 	unsigned i;

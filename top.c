@@ -65,6 +65,7 @@ static double mono_s(void)
 	return (double)clock_mono_ns() / 1e9;
 }
 
+/* A latency in ms, or -1 for null (no sample yet), drawn as "-". */
 static double ms_of(const struct json *v)
 {
 	return json_num(v, -1);
@@ -101,6 +102,8 @@ static int reading(struct view *v, const struct json *j)
 	c5 = json_num(json_get(codes, "5xx"), 0);
 	in = json_num(json_get(tot, "in_bytes"), 0);
 	out = json_num(json_get(tot, "out_bytes"), 0);
+	/* A rate needs two readings far enough apart; a count that went down means the server
+	 * started over (a new region after a failed USR2), and the last reading is no base. */
 	v->have_rates = v->t > 0 && dt > 0.2 && req >= v->requests;
 	if (v->have_rates) {
 		v->rps = (req - v->requests) / dt;
@@ -163,6 +166,8 @@ static int reading(struct view *v, const struct json *j)
 
 static enum top_sort sort_by;
 
+/* Descending by the chosen figure, then by name: rows with equal figures keep one order
+ * from frame to frame instead of swapping places. */
 static int by_sort(const void *a, const void *b)
 {
 	const struct row *x = a, *y = b;
@@ -188,6 +193,8 @@ static int by_sort(const void *a, const void *b)
 
 /* ---- drawing ---- */
 
+/* A frame is built whole in memory and written at once: a terminal that gets it in pieces
+ * shows the pieces (flicker). */
 struct screen {
 	char *b;
 	size_t n, cap;
@@ -336,6 +343,7 @@ static void draw(struct screen *s, struct view *v, const char *addr, const char 
 	}
 }
 
+/* Where the terminal cannot tell its size: 120 by 24. */
 static void terminal_size(struct screen *s)
 {
 	struct winsize ws;
@@ -366,6 +374,7 @@ static int write_all_out(const char *p, size_t n)
 
 /* ---- the terminal ---- */
 
+/* The terminal as it was, restored on every way out: q, a signal, an error, exit(). */
 static struct termios saved;
 static int raw_on;
 
@@ -380,6 +389,8 @@ static void terminal_restore(void)
 	raw_on = 0;
 }
 
+/* Keys without Enter and without echo, the alternate screen (the shell's screen comes back
+ * as it was), the cursor hidden.  VMIN 0: a read never waits, poll() does the waiting. */
 static int terminal_raw(void)
 {
 	static const char enter[] = "\033[?1049h\033[?25l\033[H\033[2J";
@@ -398,6 +409,8 @@ static int terminal_raw(void)
 	return write_all_out(enter, sizeof(enter) - 1);
 }
 
+/* One reading of /stats.json into v; on failure v keeps the last good reading, and problem
+ * says what went wrong (the frame shows it instead of stale figures passing for live). */
 static int fetch(const struct net_addr *na, struct view *v, char *problem, size_t len)
 {
 	char *body, err[600];

@@ -28,6 +28,9 @@ int ws_init(void)
 	return ws_fd == -1 ? -1 : 0;
 }
 
+/* Level-triggered, as the keeper wants: a pair whose byte it has not handed back yet is
+ * reported again on the next wait, so nothing is lost if a hand-back must wait.  EPOLLRDHUP
+ * tells a client's half-close apart from data without a read. */
 static int ws_ctl(int op, int fd, uint64_t tag, int want)
 {
 	struct epoll_event ev;
@@ -43,6 +46,8 @@ int ws_add(int fd, uint64_t tag, int want)
 	return ws_ctl(EPOLL_CTL_ADD, fd, tag, want);
 }
 
+/* Changing or removing a descriptor that is in the set cannot fail but for a bug of ours;
+ * nothing useful could be done with the error then. */
 void ws_mod(int fd, uint64_t tag, int want)
 {
 	(void)ws_ctl(EPOLL_CTL_MOD, fd, tag, want);
@@ -98,6 +103,8 @@ static short ws_events(int want)
 
 int ws_add(int fd, uint64_t tag, int want)
 {
+	/* The arrays grow together; a failure leaves the larger one in place, which is only
+	 * room, never a wrong entry. */
 	if (ws_n == ws_cap) {
 		size_t cap = ws_cap ? 2 * ws_cap : 64;
 		struct pollfd *p = realloc(ws_pfd, cap * sizeof(*p));
@@ -129,6 +136,8 @@ void ws_mod(int fd, uint64_t tag, int want)
 	}
 }
 
+/* The last entry moves into the hole: order does not matter, ws_next only spreads the
+ * scans. */
 void ws_del(int fd)
 {
 	size_t i = ws_find(fd);

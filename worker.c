@@ -74,8 +74,8 @@ static int lingers(const struct conn *c, enum close_reason why)
 	}
 }
 
-/* The one way a connection ends: report what the observer still holds, close both
- * sockets, count the reason, publish a record. */
+/* What account.c needs of a connection to end it (and what a park message carries): its
+ * times, bytes and requests so far. */
 static void books_of(const struct conn *c, struct conn_books *cb)
 {
 	memset(cb, 0, sizeof(*cb));
@@ -103,7 +103,9 @@ static unsigned log_wants(struct conn *c)
 	return w;
 }
 
-
+/* The one way a connection ends: report what the observer still holds, close both
+ * sockets, count the reason, publish a record.  The upstream side closes first: the
+ * application sees its connection end before the client's lingering close may wait. */
 static void conn_close(struct conn *c, enum close_reason why)
 {
 	struct conn_books cb;
@@ -132,6 +134,8 @@ static void conn_close(struct conn *c, enum close_reason why)
 
 /* ---- what the observer reports --------------------------------------------------------- */
 
+/* The observer's ops: it calls these as exchanges end, and they only count (account.c);
+ * a connection's fate is the policy's, not the observer's. */
 static unsigned obs_route(void *ctx, const char *target, size_t len)
 {
 	(void)ctx;

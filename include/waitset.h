@@ -26,7 +26,8 @@ int ws_add(int fd, uint64_t tag, int want);
 void ws_mod(int fd, uint64_t tag, int want);
 void ws_del(int fd);
 
-/* Wait up to ms for events; at most max of them into out.  The count, 0, or -1 (EINTR). */
+/* Wait up to ms for events; at most max of them into out.  The count; 0 or -1 when none
+ * came (the time ran out, or a signal). */
 int ws_wait(struct ws_event *out, int max, int ms);
 
 #endif
