@@ -295,10 +295,11 @@ static int has_request_line(const struct shm_logrec *h)
  * record's reason outside the names (a worker of another build) shows as none. */
 static const char *reason_of(const struct shm_logrec *h)
 {
+	int why = rec_incomplete(h->lr_reason);
+
 	if (h->lr_kind == LOG_CONN)
 		return h->lr_reason < CLOSE_MAX ? close_reason_names[h->lr_reason] : NULL;
-	return h->lr_reason > 0 && h->lr_reason - 1 < INCOMPLETE_MAX ?
-	    incomplete_reason_names[h->lr_reason - 1] : NULL;
+	return why >= 0 && why < INCOMPLETE_MAX ? incomplete_reason_names[why] : NULL;
 }
 
 /* A line's time to the second, in a format's form (combined, or JSON's RFC 3339): formatted

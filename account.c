@@ -48,8 +48,7 @@ static void put_exemplar(struct shm_slot *sl, const struct obs_exchange *ex,
 
 /* why < 0: the exchange got its final answer; else the enum incomplete_reason it was cut
  * short for.  Only complete exchanges have a status code to count by; the others count by
- * their reason, and their record (reason + 1, 0 meaning complete: the record's byte has no
- * room for a sign) gives the aggregate nothing to time. */
+ * their reason, and their record (rec_reason()) gives the aggregate nothing to time. */
 void account_exchange(struct shm_slot *sl, const struct obs_exchange *ex,
     const struct obs_trace *tr, int why)
 {
@@ -68,7 +67,7 @@ void account_exchange(struct shm_slot *sl, const struct obs_exchange *ex,
 	r.r_method = ex->ex_method;
 	r.r_flags = (uint8_t)((ex->ex_flags & EX_ANSWERED ? REC_ANSWERED : 0) |
 	    (ex->ex_flags & EX_HTTP10 ? REC_HTTP10 : 0));
-	r.r_reason = (uint8_t)(why < 0 ? 0 : why + 1);
+	r.r_reason = rec_reason(why);
 	/* The count first, exactly; the sample after, if the ring has room. */
 	if (why < 0)
 		shm_stats_count_request(sl, ex->ex_route, (enum http_method)ex->ex_method, ex->ex_code);
@@ -196,7 +195,7 @@ void account_log_exchange(struct shm_slot *sl, unsigned wants, const struct obs_
 	    (ex->ex_flags & EX_ANSWERED ? LOG_ANSWERED : 0));
 	h.lr_code = ex->ex_code;
 	h.lr_method = ex->ex_method;
-	h.lr_reason = (uint8_t)(why < 0 ? 0 : why + 1);
+	h.lr_reason = rec_reason(why);
 	h.lr_requests = number;
 	h.lr_route = ex->ex_route;
 	log_peer(&h, peer);

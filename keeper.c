@@ -77,13 +77,17 @@ static void on_quit(int sig)
 	keeper_quit = 1;
 }
 
+/* The gauges the master reads (sidemeter_parked_connections, /stats.json's keeper, the
+ * active count): stored on every change, relaxed, as a gauge read a moment late is fine. */
 static void publish(void)
 {
 	atomic_store_explicit(&k.k_shm->sh_held, k.k_n, memory_order_relaxed);
 	atomic_store_explicit(&k.k_shm->sh_held_requests, k.k_heads, memory_order_relaxed);
 }
 
-/* A free entry, the table grown when it is full; NONE at the limit. */
+/* A free entry, the table grown when it is full; NONE at the limit.  Entries are reused
+ * through a free list, so the table grows to the crowd's high-water mark once and a
+ * park costs no allocation but its message's. */
 static uint32_t held_alloc(void)
 {
 	uint32_t i;

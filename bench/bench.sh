@@ -8,7 +8,8 @@
 # runs against each in turn, the order rotated every round, for BENCH_REPS rounds (default
 # 4) of BENCH_SECS seconds (default 3) per run.  The idle-crowd scenario holds BENCH_CROWD
 # (5000) idle keep-alive connections to a forwarder while wrk loads it on 4 more, and
-# weighs its memory with and without them.  The report gives medians and the ratios of
+# weighs its memory with and without them; a control holds the same crowd on the upstream
+# itself (what the application's holding them costs).  The report gives medians and the ratios of
 # issues 6 and 11, with p50/p99 latency, the CPU each forwarder used per request (its
 # process group, from /proc), the whole machine's CPU, and memory (PSS).
 # Results: build/bench/results.{tsv,md,svg}.  Needs nginx, libnginx-mod-stream, haproxy,
@@ -190,13 +191,18 @@ pss() {
 }
 
 # scenario: name, wrk connections, path, extra header, servers
-# (crowd: the same wrk load while $crowd idle keep-alive connections are held)
+# (crowd: the same wrk load while $crowd idle keep-alive connections are held through the
+# forwarder; crowd-app, the control: the same crowd held by the application itself, on
+# its own port, while wrk loads the forwarder: what the application's holding them costs
+# the forwarder's clients, which any forwarder that keeps a connection to the application
+# per client connection passes on)
 scenarios=(
 	"keepalive-c1|1|/index.html||direct nginx-stream haproxy-http sidemeter sidemeter-tcp sidemeter-log $others"
 	"keepalive-c4|4|/index.html||direct nginx-stream haproxy-http sidemeter sidemeter-tcp sidemeter-log $others"
 	"close-c4|4|/index.html|Connection: close|direct nginx-stream haproxy-http sidemeter $others"
 	"100MB-c1|1|/big.bin||direct nginx-stream haproxy-http sidemeter caddy"
 	"crowd-c4|4|/index.html||nginx-stream haproxy-http sidemeter caddy"
+	"crowd-app-c4|4|/index.html||nginx-stream sidemeter"
 	"traced-c1|1|/index.html|traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01|sidemeter-otel"
 	"traced-c4|4|/index.html|traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01|sidemeter-otel"
 )
@@ -220,13 +226,16 @@ for ((r = 1; r <= reps; r++)); do
 				# hold the crowd, weigh the forwarder with and without it
 				rm -f "$lab/ready"
 				before=$(pss "$g" | cut -f1)
-				CROWD_READY=$lab/ready python3 "$here/../t/lib/crowd.py" hold "${port[$srv]}" \
+				cport=${port[$srv]}
+				[[ $name == crowd-app-* ]] && cport=${port[direct]}
+				CROWD_READY=$lab/ready python3 "$here/../t/lib/crowd.py" hold "$cport" \
 					"$crowd" 600 /index.html >"$lab/crowd.out" 2>&1 &
 				cpid=$!
 				for _ in $(seq 600); do [[ -f $lab/ready ]] && break; sleep 0.1; done
 				sleep 1
 				held=$(pss "$g" | cut -f1)
-				printf '%s\t%s\t%s\t%s\t%s\n' "$r" "$srv" "$before" "$held" "$crowd" >>"$out/crowd.tsv"
+				[[ $name == crowd-c4 ]] &&
+					printf '%s\t%s\t%s\t%s\t%s\n' "$r" "$srv" "$before" "$held" "$crowd" >>"$out/crowd.tsv"
 			fi
 			read -r u0 s0 c0 <<<"$(usage "$g")"
 			read -r b0 a0 <<<"$(machine)"

@@ -76,6 +76,16 @@ if crowd:
                     med("crowd-c4", S, "p99_us"), med("keepalive-c4", S, "p99_us"), 1.1, False))
     figures.append(("idle crowd: memory per idle connection (bytes), vs nginx-stream",
                     per_idle(S), per_idle(NGS), 1.0, False))
+    if med("crowd-app-c4", S, "p99_us"):
+        # The control: the same crowd held by the application itself.  Its cost to p99 is the
+        # application's (and the machine's), which sidemeter passes on as any forwarder does
+        # that keeps one application connection per client connection; the second figure is
+        # what is left for sidemeter's own keeping of the crowd.
+        figures.append(("idle crowd held by the application itself (control): p99, 4 conn., "
+                        "vs without a crowd", med("crowd-app-c4", S, "p99_us"),
+                        med("keepalive-c4", S, "p99_us"), 1.1, False))
+        figures.append(("idle crowd: p99, 4 conn., vs the same crowd held by the application",
+                        med("crowd-c4", S, "p99_us"), med("crowd-app-c4", S, "p99_us"), 1.1, False))
 
 OT = "sidemeter-otel"
 for c in ("1", "4"):

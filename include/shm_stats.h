@@ -98,7 +98,7 @@ struct shm_record {
 	uint16_t r_code;	/* request, exemplar: status code, 0 if none */
 	uint8_t r_kind;		/* enum shm_record_kind */
 	uint8_t r_method;	/* request, exemplar: enum http_method */
-	uint8_t r_reason;	/* conn: enum close_reason; request: incomplete reason + 1, or 0 */
+	uint8_t r_reason;	/* conn: enum close_reason; request: rec_reason() */
 	uint8_t r_flags;
 	uint32_t r_requests;	/* conn: requests seen on it */
 	uint32_t r_pad;
@@ -119,7 +119,7 @@ struct shm_logrec {
 	uint8_t lr_flags;
 	uint16_t lr_code;	/* exchange: status code, 0 if none */
 	uint8_t lr_method;	/* exchange: enum http_method */
-	uint8_t lr_reason;	/* exchange: incomplete reason + 1, or 0; conn: close reason */
+	uint8_t lr_reason;	/* exchange: rec_reason(); conn: enum close_reason */
 	uint32_t lr_requests;	/* exchange: its number on the connection; conn: exchanges */
 	uint16_t lr_route;	/* exchange: route index in the slot's table */
 	uint16_t lr_port;	/* the client's, host order */
@@ -194,6 +194,21 @@ struct shm_header {
 };
 
 _Static_assert(sizeof(struct shm_record) == 64, "a record is one cache line");
+
+/* An exchange's reason in a record or a log line: 0 when it completed, else 1 + its enum
+ * incomplete_reason (the byte has no room for a sign).  A connection's reason is its enum
+ * close_reason as it is. */
+#define REC_COMPLETE 0
+static inline uint8_t rec_reason(int why)
+{
+	return (uint8_t)(why < 0 ? REC_COMPLETE : why + 1);
+}
+
+/* The enum incomplete_reason of an exchange's stored reason, or -1 when it completed. */
+static inline int rec_incomplete(uint8_t reason)
+{
+	return (int)reason - 1;
+}
 _Static_assert(sizeof(struct shm_logrec) % 8 == 0, "log records stay 8-byte aligned");
 _Static_assert((SHM_LOG_BYTES & (SHM_LOG_BYTES - 1)) == 0, "log ring a power of two");
 _Static_assert(sizeof(struct shm_scoreboard) == 64, "the scoreboard is one cache line");
