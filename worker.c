@@ -319,9 +319,13 @@ static enum close_reason pump(struct conn *c)
 			break;
 		if (park(c, clock_mono_ns()) == 0)
 			return RELAY_HANDOFF;
+		/* The channel refused it (full, or the keeper gone): this worker keeps the
+		 * connection, as it would without a keeper, and offers it again later. */
 		shm_stats_add(w_slot, CTR_PARK_REFUSED, 1);
 		c->cn_park_after = clock_mono_ns() + PARK_RETRY_MS * NS_PER_MS;
 	}
+	/* A request that waits with nothing of its answer sent gets one of ours, saying what
+	 * the application did; answer() checks that one may still be sent. */
 	if (cfg.cf_mode == MODE_HTTP) {
 		if (why == CLOSE_RESPONSE_TIMEOUT) {
 			char text[96];
@@ -341,6 +345,7 @@ static enum close_reason pump(struct conn *c)
 	return why;
 }
 
+/* What every connection starts with, new or handed back; the books are the caller's. */
 static void conn_start(struct conn *c, int cfd, int ufd)
 {
 	c->cn_fd[RELAY_CLIENT] = cfd;
@@ -378,6 +383,9 @@ static enum close_reason serve(int cfd)
 	net_set_rcvtimeo(cfd, w_env->we_client_tick_ms);
 #endif
 
+	/* The application's connection is opened at once, not at the first byte: the client's
+	 * bytes flow as they come, and a connection is a pair for its whole life (what the
+	 * application sees is what the client did, connection for connection). */
 	ufd = net_connect(&cfg.cf_upstream, (int)cfg.cf_connect_ms);
 	if (ufd == -1) {
 		c->cn_connect_errno = errno;
