@@ -385,7 +385,7 @@ static void bind_listen(void)
 	m.m_listen_fd = net_listen(&cfg.cf_listen, (int)cfg.cf_backlog, err, sizeof(err));
 	if (m.m_listen_fd == -1)
 		fatalx("%s", err);
-	/* Workers wait for it in epoll or poll and accept without blocking (worker.c). */
+	/* Workers wait for it in epoll or poll and accept without blocking (worker_wait.c). */
 	if (net_set_nonblock(m.m_listen_fd, 1) == -1)
 		fatal("fcntl O_NONBLOCK on %s", cfg.cf_listen.na_text);
 #if defined(__linux__)

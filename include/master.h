@@ -1,7 +1,8 @@
-/* master.h: the master's state, shared by its two files and no one else: server.c (main,
+/* master.h: the master's state, shared by its three files and no one else: server.c (main,
  * signals, the loop, stopping, start-up), pool.c (forking, reaping and sizing the pool of
- * workers and the keeper) and reexec.c (USR2: the binary run again in place).  Workers and the keeper never see it: what they share
- * with the master is the region (shm_stats.h) and the env structs they are forked with. */
+ * workers and the keeper) and reexec.c (USR2: the binary run again in place).  Workers and
+ * the keeper never see it: what they share with the master is the region (shm_stats.h) and
+ * the env structs they are forked with. */
 #ifndef SIDEMETER_MASTER_H
 #define SIDEMETER_MASTER_H
 

@@ -76,7 +76,7 @@ enum obs_mode { OBS_HTTP, OBS_TUNNEL, OBS_OPAQUE };
 
 /* One direction's parser. */
 struct obs_side {
-	uint8_t os_state;		/* enum in observer.c */
+	uint8_t os_state;		/* enum side_state, in observer_int.h */
 	uint8_t os_flags;		/* header facts of the current message */
 	uint8_t os_http10;		/* the message is HTTP/1.0 */
 	uint8_t os_ended;		/* end of stream seen */
