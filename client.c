@@ -202,7 +202,9 @@ struct flags {
 	size_t qlen;
 };
 
-/* Append key=value to the query, the value percent-encoded. */
+/* Append key=value to the query, the value percent-encoded (RFC 3986's unreserved, and the
+ * few characters a route or a list needs, stay as they are so that the server's 400 quotes
+ * the filter as it was typed). */
 static int add_query(struct flags *fl, const char *key, const char *v)
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -258,6 +260,10 @@ static void usage(const char *cmd)
 		    DEFAULT_METRICS);
 }
 
+/* The subcommands' flags: --flag VALUE or --flag=VALUE, as the server's own.  0: parsed;
+ * 1: --help printed (exit 0); 2: an error, already said (exit 2, as a bad flag of the
+ * server's).  Each tap filter is a flag of its own that becomes one query parameter, so
+ * the client knows their names and nothing of their grammar. */
 static int parse_flags(const char *cmd, int argc, char **argv, struct flags *fl)
 {
 	static const struct { const char *name, *key; } tap_filters[] = {
@@ -267,6 +273,8 @@ static int parse_flags(const char *cmd, int argc, char **argv, struct flags *fl)
 	int top = strcmp(cmd, "top") == 0, i;
 	size_t k;
 
+	/* The sidecar's own variable, so that `kubectl exec ... sidemeter top` in its container
+	 * finds the port with no flag; an empty one is as unset. */
 	memset(fl, 0, sizeof(*fl));
 	fl->metrics = getenv("SIDEMETER_METRICS");
 	if (fl->metrics == NULL || fl->metrics[0] == '\0')

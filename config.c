@@ -27,6 +27,10 @@ static option_setter set_listen, set_upstream, set_metrics, set_uint, set_durati
 #define F(field) offsetof(struct config, field)
 #define HOUR (3600 * 1000LL)
 
+/* Every option, in --help's order.  A default is the text a user would type, parsed by the
+ * same setter (so --check shows it as a user's value would be shown).  Durations are held
+ * in ms and bounded in ms: the minimums keep a timeout from being 0 by mistake, where 0 is
+ * not "off". */
 static const struct option_def options[] = {
 	{ "listen", "ADDR:PORT", "0.0.0.0:8080", set_listen, 0, 0, 0,
 	  "where clients connect" },
@@ -100,12 +104,15 @@ static const struct option_def options[] = {
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
+/* Where each option's value came from, for --check and for the rule that a flag wins over
+ * the environment (and a repeated flag adds, for the list options, rather than replaces). */
 enum source { SRC_DEFAULT, SRC_ENV, SRC_FLAG };
 static enum source sources[NOPTIONS];
-static int max_workers_auto;
+static int max_workers_auto;	/* --max-workers auto: resolved once --workers is known */
 
 /* ---- setters ---------------------------------------------------------------------------- */
 
+/* passive: an address to bind (a wildcard host allowed), else one to connect to. */
 static int set_addr(struct net_addr *na, const char *v, int passive, char *err, size_t len)
 {
 	return net_parse_addr(na, v, passive, err, len);

@@ -278,6 +278,9 @@ static void ms_text(char *out, size_t len, double ms)
 
 static const char *const sort_names[] = { "rate", "p99", "errors", "name" };
 
+/* One frame: three header lines of rates and gauges, then the route table as far as the
+ * screen goes, and (on a terminal) the keys on the last line.  The frame overwrites the
+ * last from the top-left corner instead of clearing first, so nothing blinks. */
 static void draw(struct screen *s, struct view *v, const char *addr, const char *problem)
 {
 	char up[32], in[24], outb[24], p50[16], p99[16], pct[16], a[16], b[16], c[16];
@@ -301,6 +304,7 @@ static void draw(struct screen *s, struct view *v, const char *addr, const char 
 	human_bytes(outb, sizeof(outb), v->out_s);
 	ms_text(p50, sizeof(p50), v->p50);
 	ms_text(p99, sizeof(p99), v->p99);
+	/* Rates need two readings: the first frame shows "-" rather than a guess. */
 	if (v->pct5xx < 0 || !v->have_rates)
 		snprintf(pct, sizeof(pct), "-");
 	else
