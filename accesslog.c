@@ -320,6 +320,10 @@ static const char *stamp(int64_t wall_ns, int combined)
 	return text[combined];
 }
 
+/* One JSON line.  The names are the README's, in a fixed order; a field with nothing to
+ * say (no status for a connection line, no app_s for an answer of ours) is left out rather
+ * than null.  The path is redacted (route_redact(): query values and credentials), the
+ * route is the metrics' label for it, so a line can be matched to its series. */
 static void json_line(struct line *l, unsigned slot, const struct shm_logrec *h,
     const struct fields *f)
 {

@@ -106,6 +106,7 @@ static void respond(struct client *cl, unsigned code, const char *type, const st
 	cl->cl_off = 0;
 }
 
+/* A short text answer: errors, /healthz and /readyz, and the quit's acknowledgement. */
 static void respond_text(struct client *cl, unsigned code, const char *text, int head)
 {
 	struct buf b = { NULL, 0, 0, 0 };
@@ -145,7 +146,9 @@ static double media_q(const char *p, size_t n, const char *version)
 }
 
 /* Does the scrape's Accept prefer OpenMetrics 1.0 to the text format?  Prometheus asks
- * "application/openmetrics-text;version=1.0.0,...,text/plain;version=0.0.4;q=0.5,...". */
+ * "application/openmetrics-text;version=1.0.0,...,text/plain;version=0.0.4;q=0.5,...".
+ * No Accept, or one that names only the text format or any type (curl's default), gets the
+ * text format, which every scraper reads; a tie goes to OpenMetrics, named as well. */
 static int wants_openmetrics(const char *req, size_t len)
 {
 	const char *p = req, *end = req + len;

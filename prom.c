@@ -103,7 +103,9 @@ static void created(struct buf *b, const char *name, const char *labels)
 	created_n(b, name, labels, strlen(labels));
 }
 
-/* OpenMetrics: the exemplar of a bucket line, if it has one. */
+/* OpenMetrics: the exemplar of a bucket line, if it has one: the trace and span ids of the
+ * latest traced request in that bucket, its value in the family's unit, and when it came.
+ * This is what lets Grafana jump from a slow bucket to the trace of one slow request. */
 static void exemplar(struct buf *b, const struct exemplar *e, double scale)
 {
 	unsigned i;
@@ -121,7 +123,8 @@ static void exemplar(struct buf *b, const struct exemplar *e, double scale)
 }
 
 /* A histogram's series.  labels is "" or 'name="value",'; values are divided by scale for
- * the sum (ns to seconds: 1e9).  ex: an exemplar per bucket (nbounds + 1), or NULL. */
+ * the sum (ns to seconds: 1e9).  ex: an exemplar per bucket (nbounds + 1), or NULL.  The
+ * buckets are kept per bucket and summed here into Prometheus' cumulative counts. */
 static void prom_hist(struct buf *b, const char *name, const char *labels,
     const struct hist_prom *hp, unsigned nbounds, const char *const *le, double scale,
     const struct exemplar *ex)
@@ -317,7 +320,9 @@ static void otel_hists(struct buf *b)
 	buf_free(&lb);
 }
 
-/* target_info: the labels --label gave, if any. */
+/* target_info: the labels --label gave, if any (none: no family at all, rather than an
+ * info that says nothing).  A query joins it to the other series on job and instance
+ * (group_left), so a pod's labels need not be on every series. */
 static void target_info(struct buf *b)
 {
 	unsigned i;

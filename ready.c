@@ -20,6 +20,7 @@ static char ready_why[400];
 
 static int stopping;		/* from TERM on */
 
+/* From TERM on /readyz says 503, while the workers still serve through --drain-delay. */
 void ready_set_stopping(void)
 {
 	stopping = 1;
@@ -49,6 +50,9 @@ int ready_app_up(int64_t now)
 	return ready_app;
 }
 
+/* /readyz: ready when not stopping, with a worker that takes connections, and the
+ * application reachable.  A pod is taken out of its Service as soon as a stop begins (its
+ * endpoints then drain), and never sent traffic it would only answer with 502s. */
 int ready_check(int64_t now, char *why, size_t len)
 {
 	struct pool_view pv;

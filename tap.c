@@ -37,7 +37,10 @@ static struct tap_client taps[TAP_CLIENTS];
 static unsigned ntaps;			/* places in use: what sh_tapping is set from */
 static struct tap_stats stats;		/* since the start, for /metrics */
 
-/* ---- filters ---- */
+/* ---- filters ----
+ *
+ * The query is parsed whole when the client connects; a line is matched against the parsed
+ * filter (tap_matches()), never against text, so a line costs a few compares per client. */
 
 static int hexval(int c)
 {
@@ -69,6 +72,7 @@ static int decode(const char *v, size_t n, char *out, size_t len)
 	return 0;
 }
 
+/* Digits only, at most max: a filter's number never takes a sign, a space or a unit. */
 static int parse_uint(const char *s, unsigned max, unsigned *out)
 {
 	char *end;
@@ -130,6 +134,8 @@ static int parse_methods(char *v, struct tap_filter *f, char *why, size_t len)
 	return 0;
 }
 
+/* One key=value of the query into the filter; why names the key and what is wrong with
+ * the value, for the 400 that goes back. */
 static int parse_one(const char *key, size_t kn, char *v, struct tap_filter *f, char *why,
     size_t len)
 {
