@@ -211,6 +211,8 @@ int obs_status_line(struct observer *ob, struct obs_side *s, const char *line, s
 		obs_go_opaque(ob, OPAQUE_BAD_RESPONSE);
 		return -1;
 	}
+	/* An HTTP/1.0 answer ends its connection unless it says keep-alive, whatever the
+	 * request was (ends_connection() in observer.c reads this). */
 	s->os_http10 = line[7] == '0';
 	s->os_code = (uint16_t)code;
 	if (code >= 200 || code == 101) {
@@ -224,9 +226,9 @@ int obs_status_line(struct observer *ob, struct obs_side *s, const char *line, s
 
 /* ---- header fields ---- */
 
-/* 1*DIGIT, or a list of equal ones ("5, 5"); all must agree with an earlier field. */
-/* Two Content-Length fields that disagree are a smuggling attempt or a broken sender: -1,
- * and the observer goes opaque (RFC 9112 6.3, item 5). */
+/* 1*DIGIT, or a list of equal ones ("5, 5"); all must agree with an earlier field.  Two
+ * that disagree are a smuggling attempt or a broken sender: -1, and the observer goes
+ * opaque (RFC 9112 6.3, item 5). */
 static int content_length(struct obs_side *s, const char *v, size_t n)
 {
 	size_t i = 0;
