@@ -295,7 +295,7 @@ static int has_request_line(const struct shm_logrec *h)
  * record's reason outside the names (a worker of another build) shows as none. */
 static const char *reason_of(const struct shm_logrec *h)
 {
-	int why = rec_incomplete(h->lr_reason);
+	int why = rec_why(h->lr_reason);
 
 	if (h->lr_kind == LOG_CONN)
 		return h->lr_reason < CLOSE_MAX ? close_reason_names[h->lr_reason] : NULL;
@@ -375,8 +375,9 @@ static void json_line(struct line *l, unsigned slot, const struct shm_logrec *h,
 	put_u64(l, h->lr_requests);
 	if (reason)
 		putf(l, ",\"reason\":\"%s\"", reason);
-	if (h->lr_kind == LOG_CONN && h->lr_opaque && h->lr_opaque - 1 < OPAQUE_MAX)
-		putf(l, ",\"opaque\":\"%s\"", opaque_reason_names[h->lr_opaque - 1]);
+	if (h->lr_kind == LOG_CONN && rec_why(h->lr_opaque) >= 0 &&
+	    rec_why(h->lr_opaque) < OPAQUE_MAX)
+		putf(l, ",\"opaque\":\"%s\"", opaque_reason_names[rec_why(h->lr_opaque)]);
 	if (h->lr_flags & LOG_ANSWERED)
 		put_str(l, ",\"answered_by\":\"sidemeter\"");
 	if (f->n[1]) {

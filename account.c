@@ -238,7 +238,7 @@ void account_log_conn(struct shm_slot *sl, unsigned wants, const struct conn_boo
 	h.lr_kind = LOG_CONN;
 	h.lr_flags = (uint8_t)flags;
 	h.lr_reason = (uint8_t)why;
-	h.lr_opaque = (uint8_t)(opaque < 0 ? 0 : opaque + 1);
+	h.lr_opaque = rec_reason(opaque);
 	log_peer(&h, peer);
 	h.lr_wall = clock_wall_ns();
 	h.lr_dur = dur;

@@ -207,7 +207,7 @@ static void take_request(unsigned slot, const struct shm_record *r)
 	struct route_agg *ra;
 	uint64_t dur;
 
-	if (r->r_reason != REC_COMPLETE || r->r_end == 0)
+	if (r->r_reason != REC_NONE || r->r_end == 0)
 		return;		/* cut short: counted, but it has no duration */
 	ra = agg.ag_routes[global_route(slot, r->r_route)];
 	dur = span(r->r_start, r->r_end);

@@ -124,7 +124,7 @@ struct shm_logrec {
 	uint16_t lr_route;	/* exchange: route index in the slot's table */
 	uint16_t lr_port;	/* the client's, host order */
 	uint8_t lr_family;	/* the client's address: 4, 6, or 0 when unknown */
-	uint8_t lr_opaque;	/* conn: the observer stopped: enum opaque_reason + 1, or 0 */
+	uint8_t lr_opaque;	/* conn: why the observer stopped, rec_reason() */
 	uint8_t lr_pad[6];
 	uint16_t lr_len[4];
 	uint8_t lr_addr[16];
@@ -195,20 +195,22 @@ struct shm_header {
 
 _Static_assert(sizeof(struct shm_record) == 64, "a record is one cache line");
 
-/* An exchange's reason in a record or a log line: 0 when it completed, else 1 + its enum
- * incomplete_reason (the byte has no room for a sign).  A connection's reason is its enum
- * close_reason as it is. */
-#define REC_COMPLETE 0
+/* An optional reason in a record's or a log line's byte (the byte has no room for a sign):
+ * 0 for none, else 1 + the enum's value.  An exchange's incomplete_reason (none: it
+ * completed) and a connection line's opaque_reason (none: it stayed observed) are stored
+ * so; a connection's close_reason, never absent, is stored as it is. */
+#define REC_NONE 0
 static inline uint8_t rec_reason(int why)
 {
-	return (uint8_t)(why < 0 ? REC_COMPLETE : why + 1);
+	return (uint8_t)(why < 0 ? REC_NONE : why + 1);
 }
 
-/* The enum incomplete_reason of an exchange's stored reason, or -1 when it completed. */
-static inline int rec_incomplete(uint8_t reason)
+/* The enum value of a stored optional reason, or -1 for none. */
+static inline int rec_why(uint8_t reason)
 {
 	return (int)reason - 1;
 }
+
 _Static_assert(sizeof(struct shm_logrec) % 8 == 0, "log records stay 8-byte aligned");
 _Static_assert((SHM_LOG_BYTES & (SHM_LOG_BYTES - 1)) == 0, "log ring a power of two");
 _Static_assert(sizeof(struct shm_scoreboard) == 64, "the scoreboard is one cache line");
