@@ -300,11 +300,13 @@ static int park(struct conn *c, int64_t now)
 		return -1;
 	if (keeper_send(w_env->we_park_fd, &pm, c->cn_fd[RELAY_CLIENT], c->cn_fd[RELAY_UPSTREAM]) == -1)
 		return -1;
+	/* The keeper holds its own copies now: said at once, so that a death from here on
+	 * does not book as aborted a connection the keeper will end and count. */
+	score_conn_over(w_slot, now);
+	shm_stats_add(w_slot, CTR_PARKS, 1);
 	close(c->cn_fd[RELAY_CLIENT]);
 	close(c->cn_fd[RELAY_UPSTREAM]);
 	c->cn_fd[0] = c->cn_fd[1] = -1;
-	shm_stats_add(w_slot, CTR_PARKS, 1);
-	score_conn_over(w_slot, now);
 	return 0;
 }
 
@@ -360,15 +362,16 @@ static void conn_start(struct conn *c, int cfd, int ufd)
 	relay_set_ticks(&c->cn_relay, w_env->we_client_tick_ms, RELAY_TICK_MS);
 }
 
-/* Serve one new connection; returns how it ended (RELAY_HANDOFF: the keeper has it). */
-static enum close_reason serve(int cfd)
+/* Serve one new connection, accepted at accepted; returns how it ended (RELAY_HANDOFF:
+ * the keeper has it). */
+static enum close_reason serve(int cfd, int64_t accepted)
 {
 	struct conn *c = &conn;
 	enum close_reason why;
 	int ufd, ue;
 
 	conn_start(c, cfd, -1);
-	c->cn_accepted = clock_mono_ns();
+	c->cn_accepted = accepted;
 	c->cn_connected = 0;
 	c->cn_last_io = c->cn_last_in = c->cn_accepted;
 	c->cn_requests = c->cn_stay_from = 0;
@@ -443,7 +446,10 @@ static int take_back(enum close_reason *why)
 	static struct park_msg pm;
 	int cfd, ufd, r;
 
+	score_taking(w_slot, clock_mono_ns());
 	r = keeper_recv(w_env->we_back_fd, &pm, &cfd, &ufd);
+	if (r != 1)
+		score_took_nothing(w_slot);
 	if (r == 0)
 		return 0;
 	if (r == -1) {
@@ -482,6 +488,7 @@ void worker_run(const struct worker_env *env)
 {
 	sigset_t none;
 	enum close_reason why;
+	int64_t now;
 	int fd, lfd = env->we_listen_fd;
 
 	w_env = env;
@@ -512,15 +519,18 @@ void worker_run(const struct worker_env *env)
 		}
 		if (!(ready & READY_ACCEPT))
 			continue;
+		now = clock_mono_ns();
+		score_taking(w_slot, now);
 		fd = worker_accept(lfd, &conn.cn_peer);
 		if (fd >= 0) {
 			score_set_state(w_slot, WORKER_BUSY);
-			if (serve(fd) == CLOSE_ABORTED)
+			if (serve(fd, now) == CLOSE_ABORTED)
 				goto master_died;
 			if (!w_quit)
 				score_set_state(w_slot, WORKER_IDLE);
 			continue;
 		}
+		score_took_nothing(w_slot);	/* an atomic store: errno stays accept's */
 		switch (errno) {
 		case EAGAIN:
 #if EWOULDBLOCK != EAGAIN

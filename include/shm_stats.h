@@ -348,6 +348,23 @@ static inline void score_beat(struct shm_slot *sl, int64_t now)
 	atomic_store_explicit(&sl->sl_sb.sb_heartbeat, now, SCORE_ORDER);
 }
 
+/* About to take a connection (accept one, or receive a pair handed back) at now.  The
+ * claim comes first because the kernel may hand the descriptor over and the worker die
+ * before it could say so: a death from here on books one aborted connection (the master
+ * reads sb_conn_start when it reaps), where the other order would lose a client's failure
+ * uncounted.  What is left wrong is the other way, and smaller: a death inside an accept
+ * that found nothing books one that was not there. */
+static inline void score_taking(struct shm_slot *sl, int64_t now)
+{
+	atomic_store_explicit(&sl->sl_sb.sb_conn_start, now, SCORE_ORDER);
+}
+
+/* There was nothing to take after all (another worker was quicker). */
+static inline void score_took_nothing(struct shm_slot *sl)
+{
+	atomic_store_explicit(&sl->sl_sb.sb_conn_start, 0, SCORE_ORDER);
+}
+
 /* A connection taken at now (accepted at accepted), and let go at now: since when this
  * stay has tied the worker up (the master's pool reads it) and what it holds. */
 static inline void score_conn_taken(struct shm_slot *sl, int64_t accepted, int64_t now)

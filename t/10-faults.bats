@@ -93,6 +93,29 @@ nginx_answers() {
 	assert_output 200
 }
 
+@test "3b. a worker killed once the kernel gave it a connection, before it could say so: counted" {
+	start_nginx
+	start_sm --workers 1
+	local victim
+	victim=$(worker_pids "$sm_pid")
+	# the accept is done (the descriptor is the worker's) and the worker has not seen it
+	hold_syscall strace "$victim" accept4
+	spawn client curl -sS --max-time 20 -o /dev/null -w '%{http_code}' \
+		"http://127.0.0.1:$SM_PORT/index.html"
+	wait_held strace
+	local t0=$EPOCHREALTIME
+	kill -KILL "$victim"
+	wait_gone "$client_pid" 20
+	echo "# killed in accept's return: the client saw '$(cat "$BATS_TEST_TMPDIR/client.err")' after $(awk "BEGIN { printf \"%.1f\", $EPOCHREALTIME - $t0 }") s (the hold's end)" >&3
+	expect_eq "status the client got" 000 "$(cat "$BATS_TEST_TMPDIR/client.out")"
+	wait_until 5 eval 'scrape && [[ $(metric sidemeter_worker_restarts_total) == 1 ]]'
+	expect_eq "aborted connections" 1 "$(metric 'sidemeter_connections_total{reason="aborted"}')"
+	expect_eq "connections in all" 1 "$(metric_sum sidemeter_connections_total)"
+	sm_workers_ready 1
+	run curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SM_PORT/index.html"
+	assert_output 200
+}
+
 @test "4. 50 slow-header clients against 4 workers: others are served, the slow are cut" {
 	start_nginx
 	SM_WORKERS_WANTED=4 start_sm --workers 4 --header-timeout 2

@@ -41,6 +41,29 @@ page_value() {
 	assert_output "1 True"
 }
 
+@test "a worker killed as a pair from the keeper reaches it, before it could say so: counted once" {
+	start_nginx
+	start_sm --workers 1
+	spawn client "$PY" "$ROOT/t/lib/park.py" go-on "$SM_PORT" "$BATS_TEST_TMPDIR/go"
+	wait_until 5 eval 'scrape && [[ $(metric sidemeter_parked_connections) == 1 ]]'
+	local victim
+	victim=$(worker_pids "$sm_pid")
+	# the second request wakes the keeper, which hands the pair back: the worker's recvmsg
+	# has the descriptors, and the worker has not seen them
+	hold_syscall strace "$victim" recvmsg
+	touch "$BATS_TEST_TMPDIR/go"
+	wait_held strace
+	kill -KILL "$victim"
+	wait_gone "$client_pid" 40
+	cat "$BATS_TEST_TMPDIR/client.out"
+	expect_eq "the client's answers" '{"first": 200, "second": 0}' "$(cat "$BATS_TEST_TMPDIR/client.out")"
+	wait_until 5 eval 'scrape && [[ $(metric sidemeter_worker_restarts_total) == 1 ]]'
+	expect_eq "aborted connections" 1 "$(metric 'sidemeter_connections_total{reason="aborted"}')"
+	expect_eq "connections in all" 1 "$(metric_sum sidemeter_connections_total)"
+	expect_eq "unparks" 1 "$(metric sidemeter_unparks_total)"
+	expect_eq "parked now" 0 "$(metric sidemeter_parked_connections)"
+}
+
 @test "bytes that arrive just as a connection is parked: every answer right, none lost" {
 	start_nginx
 	start_sm --workers 2

@@ -106,6 +106,23 @@ worker_pids() {
 	ps -o pid=,comm= --ppid "$1" 2>/dev/null | awk '$2 != "sidemeter-keep" { print $1 }'
 }
 
+# hold_syscall NAME PID CALL: strace, spawned as NAME, holds PID for 3 s on its way out of
+# each CALL it makes: the call is done in the kernel (a descriptor it returned is PID's
+# already) and PID has not seen its result.  A SIGKILL sent meanwhile ends PID when the hold
+# ends, before it runs another instruction of its own.  Returns once strace is attached.
+hold_syscall() {
+	local name=$1 pid=$2 call=$3
+	spawn "$name" strace -qq -p "$pid" -o "$BATS_TEST_TMPDIR/$name.trace" \
+		-e trace="$call" -e inject="$call:delay_exit=3000000"
+	wait_until 5 eval "awk '/^TracerPid:/ { exit \$2 == 0 }' /proc/$pid/status"
+}
+
+# wait_held NAME: until the strace spawned as NAME holds a call that succeeded (a descriptor
+# or a length, not an error).
+wait_held() {
+	wait_until 10 grep -Eq '= [0-9]+ \(DELAYED\)$' "$BATS_TEST_TMPDIR/$1.trace"
+}
+
 # keeper_pid PID: the master PID's keeper, if one runs.
 keeper_pid() {
 	ps -o pid=,comm= --ppid "$1" 2>/dev/null | awk '$2 == "sidemeter-keep" { print $1 }'

@@ -10,8 +10,11 @@ Every read is bounded; each verb prints one JSON object.
     park.py wait-close PORT SECS           GET, then wait for the other side to close
     park.py slowhead PORT DELAY            part of a head, DELAY s of silence, the rest: the
                                            status code of the answer
+    park.py go-on PORT FILE                GET, silence until FILE exists (at most 30 s), GET:
+                                           both status codes (0: none came)
 """
 import json
+import os
 import random
 import socket
 import sys
@@ -124,6 +127,23 @@ def slowhead(port, delay):
     print(json.dumps({"code": int(a.split()[1]) if a else 0}))
 
 
+def go_on(port, flag):
+    s = connect(port)
+    s.settimeout(30)
+    s.sendall(REQ)
+    a, rest = read_answer(s)
+    end = time.monotonic() + 30
+    while not os.path.exists(flag) and time.monotonic() < end:
+        time.sleep(0.02)
+    try:
+        s.sendall(REQ)
+        b, _ = read_answer(s, rest)
+    except OSError:
+        b = None
+    print(json.dumps({"first": int(a.split()[1]) if a else 0,
+                      "second": int(b.split()[1]) if b else 0}))
+
+
 def main():
     verb, port = sys.argv[1], int(sys.argv[2])
     if verb == "reuse":
@@ -136,6 +156,8 @@ def main():
         wait_close(port, float(sys.argv[3]))
     elif verb == "slowhead":
         slowhead(port, float(sys.argv[3]))
+    elif verb == "go-on":
+        go_on(port, sys.argv[3])
     else:
         sys.exit("park.py: unknown verb " + verb)
 
