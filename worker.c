@@ -409,9 +409,9 @@ static enum close_reason serve(int cfd, int64_t accepted)
 	return pump(c);
 }
 
-/* Carry on with a connection the keeper handed back, where it stood when it was parked:
- * the same books, the same observer state, the same timeouts. */
-static enum close_reason resume(const struct park_msg *pm, int cfd, int ufd)
+/* Carry on with a connection the keeper handed back (taken at now), where it stood when it
+ * was parked: the same books, the same observer state, the same timeouts. */
+static enum close_reason resume(const struct park_msg *pm, int cfd, int ufd, int64_t now)
 {
 	struct conn *c = &conn;
 	const struct conn_books *cb = &pm->pk_books;
@@ -426,7 +426,7 @@ static enum close_reason resume(const struct park_msg *pm, int cfd, int ufd)
 	c->cn_last_in = pm->pk_last_in;
 	c->cn_requests = c->cn_stay_from = cb->cb_requests;
 	relay_set_bytes(&c->cn_relay, cb->cb_bytes[0], cb->cb_bytes[1]);
-	score_conn_taken(w_slot, c->cn_accepted, clock_mono_ns());
+	score_conn_taken(w_slot, c->cn_accepted, now);
 	if (observer_restore(&c->cn_obs, &obs_ops, c, &pm->pk_obs, pm->pk_line, pm->pk_linelen,
 	    route) == -1) {
 		log_warnx("a parked connection came back with a state it cannot have: closed");
@@ -440,13 +440,14 @@ static enum close_reason resume(const struct park_msg *pm, int cfd, int ufd)
 
 /* ---- the accept loop ------------------------------------------------------------------- */
 
-/* Take a pair the keeper handed back, if one is still there; returns how it ended. */
-static int take_back(enum close_reason *why)
+/* Take a pair the keeper handed back, if one is still there (at now); returns how it
+ * ended. */
+static int take_back(int64_t now, enum close_reason *why)
 {
 	static struct park_msg pm;
 	int cfd, ufd, r;
 
-	score_taking(w_slot, clock_mono_ns());
+	score_taking(w_slot, now);
 	r = keeper_recv(w_env->we_back_fd, &pm, &cfd, &ufd);
 	if (r != 1)
 		score_took_nothing(w_slot);
@@ -458,7 +459,7 @@ static int take_back(enum close_reason *why)
 		return 0;
 	}
 	score_set_state(w_slot, WORKER_BUSY);
-	*why = resume(&pm, cfd, ufd);
+	*why = resume(&pm, cfd, ufd, now);
 	return 1;
 }
 
@@ -506,11 +507,13 @@ void worker_run(const struct worker_env *env)
 	while (!w_quit) {
 		unsigned ready = worker_wait();
 
-		score_beat(w_slot, clock_mono_ns());
+		/* The moment it woke: its heartbeat, and when it took what woke it. */
+		now = clock_mono_ns();
+		score_beat(w_slot, now);
 		if (ready & READY_MASTER_GONE)
 			goto master_died;
 		/* A client handed back has waited already: it goes first. */
-		if ((ready & READY_BACK) && take_back(&why)) {
+		if ((ready & READY_BACK) && take_back(now, &why)) {
 			if (why == CLOSE_ABORTED)
 				goto master_died;
 			if (!w_quit)
@@ -519,7 +522,6 @@ void worker_run(const struct worker_env *env)
 		}
 		if (!(ready & READY_ACCEPT))
 			continue;
-		now = clock_mono_ns();
 		score_taking(w_slot, now);
 		fd = worker_accept(lfd, &conn.cn_peer);
 		if (fd >= 0) {
@@ -560,7 +562,7 @@ void worker_run(const struct worker_env *env)
 	score_set_state(w_slot, WORKER_LEAVING);
 	/* The keeper leaves before the workers at a stop, handing back what is in a request
 	 * head: those are owed their exchange, as a connection this worker had would be. */
-	while (w_env->we_keeper && take_back(&why))
+	while (w_env->we_keeper && take_back(clock_mono_ns(), &why))
 		if (why == CLOSE_ABORTED)
 			goto master_died;
 	_exit(0);
